@@ -1,0 +1,1 @@
+//! Snapshotters: filled by the snapshotter work.
