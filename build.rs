@@ -29,6 +29,13 @@ fn main() {
         .map(|p| p.strip_prefix(root).expect("under proto/").to_path_buf())
         .collect();
     let fds = protox::compile(&relative, [root]).unwrap_or_else(|e| panic!("protox: {e}"));
+    // The descriptors travel with the library so clients can print any message as JSON.
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    std::fs::write(
+        out_dir.join("descriptors.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )
+    .expect("write descriptors.bin");
     let mut config = tonic_prost_build::Config::new();
     // `prost::Name` on every message: berth builds `Any` type URLs from the full names.
     config.enable_type_names();

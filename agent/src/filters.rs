@@ -5,7 +5,7 @@
 //! joined by `.`, each a word or a quoted string), optionally followed by an operator
 //! (`==`, `!=`, `~=` for a regular expression) and a value (a quoted string or a run of
 //! characters other than spaces and commas). A bare field path tests that the field is
-//! present. Quotes are `"`, `/` or `|`, with Go-style backslash escapes.
+//! present. Quotes are `"` (and, for `~=` only, `/` or `|`), with Go-style escapes.
 
 use regex::Regex;
 
@@ -63,7 +63,10 @@ impl Filter {
     /// Whether the object seen through `adaptor` passes.
     pub fn matches(&self, adaptor: &dyn Adaptor) -> bool {
         self.any_of.is_empty()
-            || self.any_of.iter().any(|all| all.iter().all(|s| s.matches(adaptor)))
+            || self
+                .any_of
+                .iter()
+                .any(|all| all.iter().all(|s| s.matches(adaptor)))
     }
 }
 
@@ -87,7 +90,11 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(input: &'a str) -> Self {
-        Parser { input, chars: input.chars().collect(), pos: 0 }
+        Parser {
+            input,
+            chars: input.chars().collect(),
+            pos: 0,
+        }
     }
 
     fn error(&self, msg: &str) -> Error {
@@ -130,11 +137,17 @@ impl<'a> Parser<'a> {
             (Some('!'), Some('=')) => "!=",
             (Some('~'), Some('=')) => "~=",
             (Some('=' | '!' | '~'), _) => return Err(self.error("unknown operator")),
-            _ => return Ok(Selector { path, op: Op::Present }),
+            _ => {
+                return Ok(Selector {
+                    path,
+                    op: Op::Present,
+                });
+            }
         };
         self.pos += 2;
         self.skip_spaces();
-        let value = self.value()?;
+        // `/regex/` and `|regex|` quotes are only for `~=`.
+        let value = self.value(op == "~=")?;
         let op = match op {
             "==" => Op::Equal(value),
             "!=" => Op::NotEqual(value),
@@ -151,10 +164,13 @@ impl<'a> Parser<'a> {
         loop {
             self.skip_spaces();
             let field = match self.peek() {
-                Some(q) if is_quote(q) => self.quoted(q)?,
-                Some(c) if c.is_alphanumeric() || c == '_' => {
+                Some('"') => self.quoted('"')?,
+                Some(c) if c.is_ascii_alphanumeric() || c == '_' => {
                     let start = self.pos;
-                    while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    while self
+                        .peek()
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
                         self.pos += 1;
                     }
                     self.chars[start..self.pos].iter().collect()
@@ -170,10 +186,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn value(&mut self) -> Result<String> {
+    fn value(&mut self, alt_quotes: bool) -> Result<String> {
         match self.peek() {
-            Some(q) if is_quote(q) => self.quoted(q),
-            Some(c) if !c.is_whitespace() && c != ',' => {
+            Some('"') => self.quoted('"'),
+            Some(q @ ('/' | '|')) if alt_quotes => self.quoted(q),
+            Some('/' | '|') => Err(self.error("quotes other than '\"' are only for ~=")),
+            Some(c) if !c.is_whitespace() && !matches!(c, ',' | '.' | '=' | '!' | '~') => {
                 let start = self.pos;
                 while self.peek().is_some_and(|c| !c.is_whitespace() && c != ',') {
                     self.pos += 1;
@@ -242,10 +260,6 @@ impl<'a> Parser<'a> {
     }
 }
 
-fn is_quote(c: char) -> bool {
-    matches!(c, '"' | '/' | '|')
-}
-
 /// An adaptor over a flat map of dotted field names (`labels.a`, `topic`).
 pub struct FieldMap<'a>(pub &'a std::collections::BTreeMap<String, String>);
 
@@ -273,7 +287,10 @@ mod tests {
     use super::*;
 
     fn obj(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn check(filters: &[&str], o: &BTreeMap<String, String>) -> bool {
@@ -289,12 +306,17 @@ mod tests {
 
     #[test]
     fn operators() {
-        let o = obj(&[("topic", "/tasks/exit"), ("namespace", "default"), ("labels.a.b", "1")]);
-        assert!(check(&["topic==/tasks/exit"], &o));
+        let o = obj(&[
+            ("topic", "/tasks/exit"),
+            ("namespace", "default"),
+            ("labels.a.b", "1"),
+        ]);
         assert!(check(&["topic==\"/tasks/exit\""], &o));
-        assert!(!check(&["topic!=/tasks/exit"], &o));
+        assert!(!check(&["topic!=\"/tasks/exit\""], &o));
+        assert!(check(&["namespace==default"], &o));
         assert!(check(&["namespace!=other"], &o));
-        assert!(check(&["topic~=/tasks/.*/"], &o));
+        assert!(check(&["topic~=\"/tasks/.*\""], &o));
+        assert!(check(&["topic~=/^\\/tasks\\//"], &o));
         assert!(check(&["topic~=|^/tasks/|"], &o));
         assert!(!check(&["topic~=\"^/images\""], &o));
         assert!(check(&["labels.\"a.b\""], &o));
@@ -305,15 +327,33 @@ mod tests {
 
     #[test]
     fn and_within_or_across() {
-        let o = obj(&[("topic", "/a"), ("namespace", "n1")]);
-        assert!(check(&["topic==/a,namespace==n1"], &o));
-        assert!(!check(&["topic==/a, namespace==n2"], &o));
-        assert!(check(&["topic==/b", "namespace==n1"], &o));
+        let o = obj(&[
+            ("name", "docker.io/library/busybox:latest"),
+            ("namespace", "n1"),
+        ]);
+        assert!(check(
+            &["name==docker.io/library/busybox:latest,namespace==n1"],
+            &o
+        ));
+        assert!(!check(
+            &["name==docker.io/library/busybox:latest, namespace==n2"],
+            &o
+        ));
+        assert!(check(&["name==x", "namespace==n1"], &o));
     }
 
     #[test]
     fn syntax_errors_name_the_filter() {
-        for bad in ["topic==", "==x", "topic=x", "topic==\"open", "a,", "a b", "topic~=\"(\""] {
+        for bad in [
+            "topic==",
+            "==x",
+            "topic=x",
+            "topic==\"open",
+            "a,",
+            "a b",
+            "topic~=\"(\"",
+            "topic==/tasks/exit",
+        ] {
             let err = Filter::parse(bad).unwrap_err();
             assert!(err.to_string().contains("filter"), "{bad}: {err}");
         }
@@ -322,7 +362,10 @@ mod tests {
     #[test]
     fn label_lookup_joins_dots() {
         let labels = obj(&[("io.x", "1")]);
-        let path: Vec<String> = ["labels", "io", "x"].iter().map(|s| s.to_string()).collect();
+        let path: Vec<String> = ["labels", "io", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(label_field(&labels, &path).as_deref(), Some("1"));
     }
 }

@@ -1,6 +1,25 @@
-//! berthd's core. See docs/architecture.md.
+//! berthd's core: configuration, metadata, events, and the gRPC services over them.
+//! See docs/architecture.md for the picture.
+
 pub mod config;
+pub mod core;
+pub mod daemon;
 pub mod error;
+pub mod events;
 pub mod filters;
+pub mod host;
 pub mod identifiers;
+pub mod labels;
+pub mod metadata;
+pub mod namespaces;
 pub mod observability;
+pub mod plugins;
+pub mod services;
+
+/// berth's version, as reported by the Version service.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The source revision berthd was built from, when the build knew it.
+pub const REVISION: &str = match option_env!("BERTH_REVISION") {
+    Some(r) => r,
+    None => "unknown",
+};

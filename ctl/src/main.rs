@@ -1,1 +1,47 @@
-fn main() {}
+//! berthctl: berth's docker-style command line. A client only: everything goes
+//! through berthd's gRPC API.
+
+mod commands;
+mod global;
+mod output;
+
+use clap::Parser;
+
+use crate::commands::Command;
+use crate::global::GlobalOptions;
+
+#[derive(Parser)]
+#[command(
+    name = "berthctl",
+    version,
+    about = "Run and manage containers with berth"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOptions,
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berthctl: start the async runtime: {e}");
+            std::process::exit(125);
+        }
+    };
+    let code = match runtime.block_on(commands::run(cli.global, cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berthctl: {}", output::describe(&e));
+            // Docker's convention: 125 when the tool itself fails.
+            125
+        }
+    };
+    std::process::exit(code);
+}

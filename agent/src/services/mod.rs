@@ -1,0 +1,106 @@
+//! gRPC adapters: one file per service, each converting wire types to domain types,
+//! delegating to the core, and converting back. No logic lives here.
+
+mod convert;
+mod events;
+mod introspection;
+mod leases;
+mod namespaces;
+mod system;
+mod unimplemented;
+mod version;
+
+use std::sync::Arc;
+
+use tonic::transport::server::Router;
+use tonic::{Request, Status};
+
+use crate::core::Core;
+use crate::identifiers;
+
+/// Every service berthd serves, on one router.
+pub fn router(core: Arc<Core>) -> Router {
+    use berth_api::berth::v1::system_server::SystemServer;
+    use berth_api::containerd::services as cs;
+
+    let max_recv = core.config.grpc.max_recv_message_size;
+    let max_send = core.config.grpc.max_send_message_size;
+    macro_rules! svc {
+        ($server:path, $imp:expr) => {{
+            use $server as S;
+            S::new($imp)
+                .max_decoding_message_size(max_recv)
+                .max_encoding_message_size(max_send)
+        }};
+    }
+    tonic::transport::Server::builder()
+        .add_service(svc!(
+            cs::version::v1::version_server::VersionServer,
+            version::Version
+        ))
+        .add_service(svc!(
+            cs::introspection::v1::introspection_server::IntrospectionServer,
+            introspection::Introspection::new(core.clone())
+        ))
+        .add_service(svc!(
+            cs::namespaces::v1::namespaces_server::NamespacesServer,
+            namespaces::Namespaces::new(core.clone())
+        ))
+        .add_service(svc!(
+            cs::leases::v1::leases_server::LeasesServer,
+            leases::Leases::new(core.clone())
+        ))
+        .add_service(svc!(
+            cs::events::v1::events_server::EventsServer,
+            events::Events::new(core.clone())
+        ))
+        .add_service(svc!(SystemServer, system::System::new(core.clone())))
+        .add_service(svc!(
+            cs::content::v1::content_server::ContentServer,
+            unimplemented::Content
+        ))
+        .add_service(svc!(
+            cs::images::v1::images_server::ImagesServer,
+            unimplemented::Images
+        ))
+        .add_service(svc!(
+            cs::snapshots::v1::snapshots_server::SnapshotsServer,
+            unimplemented::Snapshots
+        ))
+        .add_service(svc!(
+            cs::diff::v1::diff_server::DiffServer,
+            unimplemented::Diff
+        ))
+        .add_service(svc!(
+            cs::containers::v1::containers_server::ContainersServer,
+            unimplemented::Containers
+        ))
+        .add_service(svc!(
+            cs::tasks::v1::tasks_server::TasksServer,
+            unimplemented::Tasks
+        ))
+}
+
+/// The namespace of a call, from the `containerd-namespace` metadata key.
+pub(crate) fn namespace<T>(req: &Request<T>) -> Result<String, Status> {
+    let value = req.metadata().get(berth_api::NAMESPACE_HEADER).ok_or_else(|| {
+        Status::failed_precondition(
+            "namespace is required: set the containerd-namespace metadata (ctr -n, berthctl -n)",
+        )
+    })?;
+    let ns = value
+        .to_str()
+        .map_err(|_| Status::invalid_argument("containerd-namespace is not valid text"))?;
+    identifiers::validate("namespace", ns)?;
+    Ok(ns.to_string())
+}
+
+/// The lease of a call, from the `containerd-lease` metadata key, if any.
+#[allow(dead_code)] // used by the content, snapshot and container services
+pub(crate) fn lease<T>(req: &Request<T>) -> Option<String> {
+    req.metadata()
+        .get(berth_api::LEASE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
