@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::Config;
+use crate::containers::Containers;
 use crate::error::Result;
 use crate::events::Exchange;
 use crate::metadata::Metadata;
@@ -16,6 +17,7 @@ pub struct Core {
     pub metadata: Arc<Metadata>,
     pub events: Exchange,
     pub namespaces: Namespaces,
+    pub containers: Containers,
     pub plugins: Vec<Plugin>,
     pub uuid: String,
     pub started_at: SystemTime,
@@ -29,6 +31,7 @@ impl Core {
         let uuid = metadata.server_uuid()?;
         Ok(Arc::new(Core {
             namespaces: Namespaces::new(metadata.clone(), events.clone()),
+            containers: Containers::new(metadata.clone(), events.clone()),
             plugins: plugins::registry(&config.root),
             metadata,
             events,

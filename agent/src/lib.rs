@@ -23,3 +23,4 @@ pub const REVISION: &str = match option_env!("BERTH_REVISION") {
     Some(r) => r,
     None => "unknown",
 };
+pub mod containers;

@@ -3,6 +3,7 @@
 //! daemon owns. Records are JSON values under string keys; namespaced keys start with
 //! the namespace name and a NUL separator (never part of an identifier).
 
+pub mod bytes;
 mod leases;
 mod namespaces;
 mod store;
@@ -11,6 +12,7 @@ use std::path::Path;
 
 use redb::ReadableDatabase as _;
 
+pub use self::bytes::AnyRecord;
 pub use leases::{Lease, LeaseResource};
 pub use namespaces::Namespace;
 pub use store::{ReadTx, Table, WriteTx, key, prefix};
@@ -19,7 +21,10 @@ use crate::error::Result;
 
 /// Tables of records that live inside a namespace; a namespace with an entry in any of
 /// them is not empty. Later subsystems add theirs here.
-pub(crate) const NAMESPACED: &[(&str, Table)] = &[("leases", leases::LEASES)];
+pub(crate) const NAMESPACED: &[(&str, Table)] = &[
+    ("leases", leases::LEASES),
+    ("containers", crate::containers::CONTAINERS),
+];
 
 const SYSTEM: Table = Table::new("system");
 

@@ -1,6 +1,7 @@
 //! gRPC adapters: one file per service, each converting wire types to domain types,
 //! delegating to the core, and converting back. No logic lives here.
 
+mod containers;
 mod convert;
 mod events;
 mod introspection;
@@ -73,7 +74,7 @@ pub fn router(core: Arc<Core>) -> Router {
         ))
         .add_service(svc!(
             cs::containers::v1::containers_server::ContainersServer,
-            unimplemented::Containers
+            containers::Containers::new(core.clone())
         ))
         .add_service(svc!(
             cs::tasks::v1::tasks_server::TasksServer,

@@ -7,7 +7,6 @@ pub struct Content;
 pub struct Images;
 pub struct Snapshots;
 pub struct Diff;
-pub struct Containers;
 pub struct Tasks;
 
 #[tonic::async_trait]
@@ -18,7 +17,5 @@ impl cs::images::v1::images_server::Images for Images {}
 impl cs::snapshots::v1::snapshots_server::Snapshots for Snapshots {}
 #[tonic::async_trait]
 impl cs::diff::v1::diff_server::Diff for Diff {}
-#[tonic::async_trait]
-impl cs::containers::v1::containers_server::Containers for Containers {}
 #[tonic::async_trait]
 impl cs::tasks::v1::tasks_server::Tasks for Tasks {}
