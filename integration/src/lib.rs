@@ -19,8 +19,8 @@ pub mod procs;
 pub mod registry;
 
 pub use ctr::{Ctr, CtrChild, CtrOutput};
-// pub use daemon::{Daemon, DaemonOptions};
+pub use daemon::{Daemon, DaemonOptions};
 pub use error::Error;
 pub use fixtures::{Fixture, Image, Index};
 pub use names::TestNames;
-// pub use registry::Registry;
+pub use registry::Registry;
