@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth_api::containerd::services::version::v1::version_client::VersionClient;
@@ -19,7 +20,7 @@ use tonic::transport::Channel;
 
 use crate::ctr::Ctr;
 use crate::error::{Error, Result, io};
-use crate::names::TestNames;
+use crate::names::{self, TestNames};
 use crate::procs;
 
 /// Environment variable naming the directory that holds `berthd`, `berth-shim`, `berthctl`.
@@ -67,7 +68,8 @@ pub struct DaemonOptions {
     pub binary: Option<PathBuf>,
     /// `--log-level`.
     pub log_level: String,
-    /// A config file's content, written into the temp dir and passed with `--config`.
+    /// A config file's content, written into the temp dir and passed with `--config`;
+    /// every `@DIR@` in it becomes the daemon's temp dir.
     pub config: Option<String>,
     /// More arguments, after the standard ones.
     pub args: Vec<String>,
@@ -75,6 +77,10 @@ pub struct DaemonOptions {
     pub env: Vec<(String, String)>,
     /// How long to wait for the daemon to answer Version.
     pub ready_timeout: Duration,
+    /// Directories outside the temp dir that the daemon may leave behind per namespace,
+    /// removed on drop if empty; `@NS@` is each namespace handed out by
+    /// [`Daemon::namespace`] (containerd: `/run/containerd/runc/@NS@`).
+    pub empty_dirs_per_namespace: Vec<String>,
 }
 
 impl Default for DaemonOptions {
@@ -86,6 +92,7 @@ impl Default for DaemonOptions {
             args: Vec::new(),
             env: Vec::new(),
             ready_timeout: Duration::from_secs(20),
+            empty_dirs_per_namespace: Vec::new(),
         }
     }
 }
@@ -107,6 +114,7 @@ pub struct Daemon {
     binary: PathBuf,
     options: DaemonOptions,
     child: Option<Child>,
+    namespaces: Mutex<Vec<String>>,
     // Dropped after the processes are gone (field order), see Drop.
     names: TestNames,
 }
@@ -144,6 +152,7 @@ impl Daemon {
         let config_path = match &options.config {
             Some(text) => {
                 let path = base.join("config.toml");
+                let text = text.replace("@DIR@", &base.display().to_string());
                 std::fs::write(&path, text).map_err(io(format!("write {}", path.display())))?;
                 Some(path)
             }
@@ -161,6 +170,7 @@ impl Daemon {
             binary,
             options,
             child: None,
+            namespaces: Mutex::new(Vec::new()),
             names: TestNames::new(),
         };
         daemon.spawn()?;
@@ -219,14 +229,24 @@ impl Daemon {
         &self.names.prefix
     }
 
-    /// A fresh namespace name of this test, valid as a containerd identifier.
+    /// A fresh namespace name of this test, valid as a containerd identifier. On drop,
+    /// cgroup directories named after it (`/sys/fs/cgroup/<controller>/<ns>`, where
+    /// containers run by `ctr` go by default) are removed.
     pub fn namespace(&self) -> String {
-        self.names.fresh("ns")
+        let ns = self.names.fresh("ns");
+        self.namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ns.clone());
+        ns
     }
 
-    /// A new gRPC channel to the daemon.
+    /// A new gRPC channel to the daemon. Its connection is driven by the harness's own
+    /// background runtime, so it keeps answering HTTP/2 pings while the test's runtime is
+    /// blocked (in `stop`, `restart` or drop): a daemon's graceful shutdown waits for them.
+    /// Prefer it to connecting by hand.
     pub async fn channel(&self) -> Result<Channel> {
-        berth_api::client::connect(&self.address())
+        connect_in_background(self.address())
             .await
             .map_err(|e| Error::Io {
                 context: format!("connect to {}", self.socket.display()),
@@ -372,15 +392,35 @@ impl Daemon {
     }
 
     async fn version(&self) -> Result<(), String> {
-        let channel = berth_api::client::connect(&self.address())
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let channel = connect_in_background(self.address()).await?;
         VersionClient::new(channel)
             .version(())
             .await
             .map(|_| ())
             .map_err(|s| format!("Version: {s}"))
     }
+}
+
+/// The runtime that drives the harness's gRPC connections, independent of the tests'.
+fn background() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("berth-it-grpc")
+            .enable_all()
+            .build()
+            .expect("start the harness's grpc runtime")
+    })
+}
+
+/// Connects to `address` on the [`background`] runtime.
+async fn connect_in_background(address: String) -> Result<Channel, String> {
+    background()
+        .spawn(async move { berth_api::client::connect(&address).await })
+        .await
+        .map_err(|e| format!("connect task: {e}"))?
+        .map_err(|e| format!("connect: {e}"))
 }
 
 /// `$PATH` with `dir` in front, so the daemon finds `berth-shim` next to itself.
@@ -409,6 +449,14 @@ impl Drop for Daemon {
         let stopped = self.stop();
         let strays = procs::kill_processes_under(&self.base);
         let stuck = procs::unmount_under(&self.base);
+        let namespaces =
+            std::mem::take(self.namespaces.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for ns in &namespaces {
+            names::remove_cgroup_tree(Path::new("/sys/fs/cgroup"), ns);
+            for template in &self.options.empty_dirs_per_namespace {
+                let _ = std::fs::remove_dir(template.replace("@NS@", ns));
+            }
+        }
         if failing {
             eprintln!(
                 "--- berthd log ({}; stop: {stopped:?}; stray pids killed: {strays:?}) ---\n{}\n--- end of berthd log ---",

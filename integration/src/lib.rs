@@ -2,6 +2,7 @@
 //!
 //! * [`daemon`]: starts the real `berthd` on a temporary root, state dir and socket, and
 //!   stops it (and whatever it started) when dropped;
+//! * [`containerd`]: the same harness running Debian's containerd, the reference;
 //! * [`ctr`]: runs Debian's real `ctr` against a socket, with a timeout;
 //! * [`fixtures`]: deterministic OCI / Docker images built from Debian's `busybox-static`,
 //!   written as OCI layouts, OCI archives and docker archives;
@@ -9,6 +10,7 @@
 //! * [`names`], [`ports`]: unique names and free loopback ports per test;
 //! * [`procs`]: running and stopping processes by PID, and cleaning up after them.
 
+pub mod containerd;
 pub mod ctr;
 pub mod daemon;
 pub mod error;
