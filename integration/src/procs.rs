@@ -174,17 +174,12 @@ pub fn processes_under(dir: &Path) -> Vec<u32> {
     pids
 }
 
-/// Whether the argument `arg` names `dir` or a path inside it, alone or after `=`
-/// (`--root=/tmp/x`).
+/// Whether the argument `arg` names `dir` or a path inside it, alone or embedded
+/// (`--root=/tmp/x`, `unix:///tmp/x/sock`).
 fn mentions(arg: &OsStr, dir: &Path) -> bool {
     let arg = arg.to_string_lossy();
     let dir = dir.to_string_lossy();
-    arg.split(['=', ',', ':']).any(|part| {
-        part == dir
-            || part
-                .strip_prefix(dir.as_ref())
-                .is_some_and(|rest| rest.starts_with('/'))
-    })
+    arg.ends_with(dir.as_ref()) || arg.contains(&format!("{dir}/"))
 }
 
 /// SIGKILLs every process that belongs to `dir` (see [`processes_under`]), several rounds
@@ -346,6 +341,7 @@ mod tests {
         assert!(mentions(OsStr::new("/tmp/berth-it-abc"), dir));
         assert!(mentions(OsStr::new("/tmp/berth-it-abc/state"), dir));
         assert!(mentions(OsStr::new("--root=/tmp/berth-it-abc/root"), dir));
+        assert!(mentions(OsStr::new("unix:///tmp/berth-it-abc/sock"), dir));
         assert!(!mentions(OsStr::new("/tmp/berth-it-abcd/state"), dir));
         assert!(!mentions(OsStr::new("/tmp"), dir));
     }
