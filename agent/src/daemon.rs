@@ -117,6 +117,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
         version = crate::VERSION,
         "berthd serving"
     );
+    let events = core.events.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Long-lived streams would hold the graceful shutdown open.
+        events.close();
+    };
     crate::services::router(core)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await

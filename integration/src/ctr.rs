@@ -6,12 +6,10 @@
 //! of the test instead of `/run/containerd/fifo`.
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -25,6 +23,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a finished ctr command printed.
 pub type CtrOutput = procs::Output;
+/// A ctr running in the background.
+pub type CtrChild = procs::Background;
 
 /// A ctr bound to one daemon socket and namespace.
 #[derive(Debug, Clone)]
@@ -226,27 +226,7 @@ impl Ctr {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = self.command(args);
-        let line = procs::describe(&cmd);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(io(format!("spawn {line}")))?;
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().expect("piped"), stdout.clone()),
-            collect(child.stderr.take().expect("piped"), stderr.clone()),
-        ];
-        Ok(CtrChild {
-            line,
-            child,
-            stdout,
-            stderr,
-            readers,
-        })
+        procs::spawn(&mut self.command(args))
     }
 }
 
@@ -277,125 +257,6 @@ fn fifo_dir_position(args: &[String]) -> Option<usize> {
             Some(2)
         }
         _ => None,
-    }
-}
-
-fn collect<R: Read + Send + 'static>(
-    mut pipe: R,
-    into: Arc<Mutex<Vec<u8>>>,
-) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => into
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-}
-
-/// A ctr running in the background; killed (by PID) when dropped.
-#[derive(Debug)]
-pub struct CtrChild {
-    line: String,
-    child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<thread::JoinHandle<()>>,
-}
-
-impl CtrChild {
-    /// Its PID.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// What it has printed on stdout so far.
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
-
-    /// What it has printed on stderr so far.
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
-
-    /// Waits until its stdout contains `needle` and returns the stdout so far; fails after
-    /// `timeout` or when it exits without printing it.
-    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let out = self.stdout();
-            if out.contains(needle) {
-                return Ok(out);
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the readers catch the last bytes before deciding.
-                thread::sleep(Duration::from_millis(50));
-                let out = self.stdout();
-                if out.contains(needle) {
-                    return Ok(out);
-                }
-                return Err(Error::Exited {
-                    what: format!("`{}` (waiting for {needle:?})", self.line),
-                    status,
-                    log: format!("stdout:\n{out}\nstderr:\n{}", self.stderr()),
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout {
-                    what: format!("{needle:?} from `{}`", self.line),
-                    after: timeout,
-                    log: format!("stdout:\n{out}\nstderr:\n{}", self.stderr()),
-                });
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits up to `timeout` for it to exit by itself and returns its output.
-    pub fn wait(mut self, timeout: Duration) -> Result<CtrOutput> {
-        match procs::wait_timeout(&mut self.child, timeout)
-            .map_err(io(format!("wait for {}", self.line)))?
-        {
-            Some(status) => Ok(self.finish(status)),
-            None => Err(Error::Timeout {
-                what: format!("`{}` to exit", self.line),
-                after: timeout,
-                log: format!("stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr()),
-            }),
-        }
-    }
-
-    /// Stops it (SIGTERM, then SIGKILL after 5 s) and returns its output.
-    pub fn stop(mut self) -> Result<CtrOutput> {
-        let status = procs::terminate(&mut self.child, Duration::from_secs(5))
-            .map_err(io(format!("stop {}", self.line)))?;
-        Ok(self.finish(status))
-    }
-
-    fn finish(&mut self, status: std::process::ExitStatus) -> CtrOutput {
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-        CtrOutput {
-            status,
-            stdout: self.stdout(),
-            stderr: self.stderr(),
-        }
-    }
-}
-
-impl Drop for CtrChild {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

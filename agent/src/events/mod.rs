@@ -56,6 +56,8 @@ impl Adaptor for Envelope {
 #[derive(Clone)]
 pub struct Exchange {
     tx: broadcast::Sender<Arc<Envelope>>,
+    /// Set when the daemon shuts down, so subscriptions end and let it stop.
+    closed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Default for Exchange {
@@ -68,6 +70,7 @@ impl Exchange {
     pub fn new() -> Self {
         Exchange {
             tx: broadcast::channel(BACKLOG).0,
+            closed: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -122,20 +125,34 @@ impl Exchange {
     pub fn subscribe(&self) -> Subscription {
         Subscription {
             rx: self.tx.subscribe(),
+            closed: self.closed.subscribe(),
         }
+    }
+
+    /// Ends every subscription (daemon shutdown).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
     }
 }
 
 /// A live subscription.
 pub struct Subscription {
     rx: broadcast::Receiver<Arc<Envelope>>,
+    closed: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Subscription {
-    /// The next event passing `filter`; `None` when the exchange is gone.
+    /// The next event passing `filter`; `None` once the exchange is closed.
     pub async fn next(&mut self, filter: &Filter) -> Option<Arc<Envelope>> {
         loop {
-            match self.rx.recv().await {
+            if *self.closed.borrow() {
+                return None;
+            }
+            let received = tokio::select! {
+                r = self.rx.recv() => r,
+                _ = self.closed.changed() => return None,
+            };
+            match received {
                 Ok(env) if filter.matches(env.as_ref()) => return Some(env),
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -187,6 +204,11 @@ mod tests {
         assert_eq!(
             got.event.as_ref().unwrap().type_url,
             "containerd.events.NamespaceCreate"
+        );
+        ex.close();
+        assert!(
+            sub.next(&filter).await.is_none(),
+            "closed exchange ends subscriptions"
         );
     }
 
