@@ -1,6 +1,7 @@
 //! The test kit that drives berth's real binaries, and the end-to-end tests built on it.
 #![doc = include_str!("../README.md")]
 
+pub mod bench;
 pub mod containerd;
 pub mod ctr;
 pub mod daemon;

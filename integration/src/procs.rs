@@ -326,6 +326,11 @@ mod tests {
             .arg(&marker)
             .spawn()
             .unwrap();
+        // Until the child has exec'd, its command line is still the test's own.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while processes_under(dir.path()).is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(processes_under(dir.path()), vec![child.id()]);
         let other = tempfile::Builder::new()
             .prefix("berth-it-")
