@@ -123,6 +123,9 @@ pub(crate) async fn create<R: AsyncRead + Unpin>(
                 )),
                 e => Error::errno(ctx(entry, "create hard link"), e),
             })?;
+            // A hard link shares its target's inode and metadata; like GNU tar, its own
+            // header fields are not applied.
+            return Ok(());
         }
         EntryKind::Char | EntryKind::Block | EntryKind::Fifo => {
             let kind = match meta.kind {
@@ -143,7 +146,7 @@ pub(crate) async fn create<R: AsyncRead + Unpin>(
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .map_err(|e| Error::errno(ctx(entry, "chown"), e))?;
-    let regular_or_dir = matches!(meta.kind, EntryKind::Dir | EntryKind::HardLink);
+    let regular_or_dir = meta.kind == EntryKind::Dir;
     set_xattrs(
         XattrTarget::Path(fd_path(parent, name)),
         meta,

@@ -19,6 +19,9 @@ mod path;
 mod root;
 mod whiteout;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io;

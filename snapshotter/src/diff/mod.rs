@@ -1,1 +1,3 @@
 //! Layer diff.
+
+pub(crate) mod tar_writer;
