@@ -47,11 +47,6 @@ impl<R> HashingReader<R> {
         }
     }
 
-    /// Bytes read so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
     pub fn finish(self) -> Digested {
         Digested {
             digest: format!("sha256:{}", hex::encode(self.hasher.finalize())),
@@ -109,14 +104,6 @@ impl<W> HashingWriter<W> {
             digest: format!("sha256:{}", hex::encode(self.hasher.clone().finalize())),
             size: self.count,
         }
-    }
-
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
-
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
     }
 }
 

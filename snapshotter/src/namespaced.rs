@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
+use crate::metastore::check_key;
 use crate::snapshotter::Snapshotter;
 use crate::types::{Info, Labels, Mount, Usage};
 
@@ -85,6 +86,7 @@ impl<S: Snapshotter> Snapshotter for Namespaced<S> {
     }
 
     async fn prepare(&self, key: &str, parent: Option<&str>, labels: Labels) -> Result<Vec<Mount>> {
+        check_key("snapshot key", key)?;
         let parent = parent.map(|p| self.wrap(p));
         self.inner
             .prepare(&self.wrap(key), parent.as_deref(), labels)
@@ -92,6 +94,7 @@ impl<S: Snapshotter> Snapshotter for Namespaced<S> {
     }
 
     async fn view(&self, key: &str, parent: Option<&str>, labels: Labels) -> Result<Vec<Mount>> {
+        check_key("snapshot key", key)?;
         let parent = parent.map(|p| self.wrap(p));
         self.inner
             .view(&self.wrap(key), parent.as_deref(), labels)
@@ -99,6 +102,7 @@ impl<S: Snapshotter> Snapshotter for Namespaced<S> {
     }
 
     async fn commit(&self, name: &str, key: &str, labels: Labels) -> Result<()> {
+        check_key("snapshot name", name)?;
         self.inner
             .commit(&self.wrap(name), &self.wrap(key), labels)
             .await

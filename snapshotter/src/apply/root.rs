@@ -58,10 +58,6 @@ impl Root {
         })
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
