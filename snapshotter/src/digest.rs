@@ -68,10 +68,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for HashingReader<R> {
                 let new = &buf.filled()[before..];
                 this.hasher.update(new);
                 this.count += new.len() as u64;
-                if let Some(limit) = this.limit {
-                    if this.count > limit {
-                        return Poll::Ready(Err(io::Error::other(LimitReached(limit))));
-                    }
+                if let Some(limit) = this.limit
+                    && this.count > limit
+                {
+                    return Poll::Ready(Err(io::Error::other(LimitReached(limit))));
                 }
                 Poll::Ready(Ok(()))
             }

@@ -272,10 +272,10 @@ impl MetaStore {
                     "cannot remove snapshot {key:?}: it has children; remove them first"
                 )));
             }
-            if let Some(parent) = &record.parent {
-                if let Some(p) = get(&table, parent)? {
-                    children.remove(p.id, record.id)?;
-                }
+            if let Some(parent) = &record.parent
+                && let Some(p) = get(&table, parent)?
+            {
+                children.remove(p.id, record.id)?;
             }
             table.remove(key)?;
             record.id

@@ -268,11 +268,11 @@ impl MountGuard {
 
 impl Drop for MountGuard {
     fn drop(&mut self) {
-        if self.mounted {
-            if let Err(e) = unmount(&self.target) {
-                tracing::warn!(target = %self.target.display(), error = %e, "unmount failed, detaching");
-                let _ = nix::mount::umount2(&self.target, MntFlags::MNT_DETACH);
-            }
+        if self.mounted
+            && let Err(e) = unmount(&self.target)
+        {
+            tracing::warn!(target = %self.target.display(), error = %e, "unmount failed, detaching");
+            let _ = nix::mount::umount2(&self.target, MntFlags::MNT_DETACH);
         }
     }
 }

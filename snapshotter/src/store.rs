@@ -134,9 +134,7 @@ impl Store {
 
         let temp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
-            .permissions(fs::Permissions::from(
-                std::os::unix::fs::PermissionsExt::from_mode(0o700),
-            ))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(&self.inner.snapshots)
             .map_err(|e| {
                 Error::io(
@@ -185,10 +183,10 @@ impl Store {
                 Ok(snapshot)
             }
             Err(e) => {
-                if let Some(dest) = published {
-                    if let Err(err) = fs::remove_dir_all(&dest) {
-                        tracing::warn!(path = %dest.display(), error = %err, "cannot remove directory of a failed create; cleanup will");
-                    }
+                if let Some(dest) = published
+                    && let Err(err) = fs::remove_dir_all(&dest)
+                {
+                    tracing::warn!(path = %dest.display(), error = %err, "cannot remove directory of a failed create; cleanup will");
                 }
                 Err(e)
             }
@@ -206,10 +204,10 @@ impl Store {
     pub fn remove(&self, key: &str) -> Result<()> {
         let id = self.inner.meta.remove(key)?;
         let dir = self.dir(id);
-        if let Err(e) = fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %dir.display(), error = %e, "cannot remove snapshot directory; cleanup will");
-            }
+        if let Err(e) = fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %dir.display(), error = %e, "cannot remove snapshot directory; cleanup will");
         }
         Ok(())
     }
@@ -264,10 +262,10 @@ impl Store {
             } else {
                 fs::remove_file(&dir)
             };
-            if let Err(e) = removed {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    return Err(Error::io(format!("remove {}", dir.display()), e));
-                }
+            if let Err(e) = removed
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Error::io(format!("remove {}", dir.display()), e));
             }
         }
         Ok(())

@@ -235,10 +235,10 @@ impl Unpacker {
             reason: reason.into(),
         })?;
         let meta = read_meta(e, kind, &shown).await?;
-        if let Some(limit) = self.limit {
-            if meta.size > limit {
-                return Err(Error::LimitExceeded { limit });
-            }
+        if let Some(limit) = self.limit
+            && meta.size > limit
+        {
+            return Err(Error::LimitExceeded { limit });
         }
         let Some((name, parent)) = components.split_last() else {
             // The root itself: its metadata belongs to the snapshot, not the layer.

@@ -195,10 +195,10 @@ impl Root {
                     if is_overlay_private_xattr(x.as_encoded_bytes()) {
                         continue;
                     }
-                    if let Ok(Some(v)) = xattr::get(&src, &x) {
-                        if let Err(e) = xattr::set(&dst, &x, &v) {
-                            tracing::warn!(xattr = ?x, error = %e, "cannot copy xattr to created parent");
-                        }
+                    if let Ok(Some(v)) = xattr::get(&src, &x)
+                        && let Err(e) = xattr::set(&dst, &x, &v)
+                    {
+                        tracing::warn!(xattr = ?x, error = %e, "cannot copy xattr to created parent");
                     }
                 }
             }

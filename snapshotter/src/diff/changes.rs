@@ -104,10 +104,8 @@ impl Collector {
 
     fn put(&mut self, rel: PathBuf, is_dir: bool) {
         self.parents(&rel);
-        if is_dir {
-            if !self.emitted_dirs.insert(rel.clone()) {
-                return;
-            }
+        if is_dir && !self.emitted_dirs.insert(rel.clone()) {
+            return;
         }
         self.out.push(Change::Put {
             abs: self.upper.join(&rel),

@@ -10,6 +10,9 @@
 mod changes;
 pub(crate) mod tar_writer;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
