@@ -98,3 +98,22 @@ async fn mount_lists_match_containerd() {
         "multi-parent view: lowerdir newest first, no upper"
     );
 }
+
+/// The suite through a trait object wrapping another snapshotter (as the gRPC client will
+/// be): a namespaced view over the overlay backend.
+struct NamespacedOverlay;
+
+#[async_trait::async_trait]
+impl Factory for NamespacedOverlay {
+    async fn open(&self, root: &Path) -> Result<Arc<dyn Snapshotter>> {
+        let inner = OverlaySnapshotter::open(root)?;
+        Ok(Arc::new(berth_snapshotter::Namespaced::new(
+            inner, "suite",
+        )?))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_through_namespaced_adapter() {
+    berth_snapshotter::testsuite::run(&NamespacedOverlay).await;
+}

@@ -202,11 +202,9 @@ pub(crate) async fn write_trailer<W: AsyncWrite + Unpin>(w: &mut W) -> io::Resul
 }
 
 /// An in-memory tar, for tests and small archives.
-#[cfg(test)]
 #[derive(Default)]
 pub(crate) struct TarBuf(pub Vec<u8>);
 
-#[cfg(test)]
 impl TarBuf {
     pub fn add(&mut self, mut e: TarEntry, data: &[u8]) -> &mut Self {
         if e.kind == TarKind::File && e.size == 0 {
@@ -232,6 +230,7 @@ impl TarBuf {
         self.add(e, b"")
     }
 
+    #[cfg(test)]
     pub fn hardlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut e = TarEntry::new(path, TarKind::HardLink);
         e.link = Some(target.into());

@@ -859,3 +859,110 @@ pub async fn concurrent(f: &dyn Factory) {
     }
     assert_eq!(c.sn.list().await.unwrap().len(), 9);
 }
+
+/// The unpack flow: layers (with whiteouts and an opaque directory) applied onto prepared
+/// snapshots' mounts and committed; then the diff of an active snapshot against its parent,
+/// applied elsewhere, reproduces it.
+pub async fn unpack(f: &dyn Factory) {
+    use crate::apply::{ApplyOptions, apply_to_mounts};
+    use crate::diff::tar_writer::{TarBuf, TarEntry, TarKind};
+    use crate::diff::{DiffOptions, diff_mounts};
+
+    let c = Ctx::new(f).await;
+    let mut t = TarBuf::default();
+    t.dir("etc/").dir("etc/conf.d/").dir("bin/").dir("dev/");
+    t.file("etc/passwd", b"root:x:0:0\n")
+        .file("etc/conf.d/a", b"a")
+        .file("etc/conf.d/b", b"b");
+    let mut sh = TarEntry::new("bin/sh", TarKind::File);
+    sh.mode = 0o755;
+    t.add(sh, b"#!");
+    t.symlink("bin/ash", "sh");
+    let mut null = TarEntry::new("dev/null", TarKind::Char);
+    null.device = (1, 3);
+    t.add(null, b"");
+    let layer1 = t.finish();
+    let layer2 = TarBuf::default()
+        .file("etc/.wh.passwd", b"")
+        .dir("etc/conf.d/")
+        .file("etc/conf.d/.wh..wh..opq", b"")
+        .file("etc/conf.d/c", b"c")
+        .file("bin/new", b"new")
+        .finish();
+
+    let opts = ApplyOptions {
+        temp_dir: Some(c.work.clone()),
+        ..Default::default()
+    };
+    let mut parent: Option<String> = None;
+    for (i, layer) in [&layer1, &layer2].into_iter().enumerate() {
+        let key = format!("extract-{i} sha256:{i}");
+        let mounts =
+            c.sn.prepare(&key, parent.as_deref(), Labels::new())
+                .await
+                .unwrap();
+        let applied = apply_to_mounts(&mounts, &layer[..], &opts).await.unwrap();
+        let want = {
+            use sha2::Digest;
+            format!("sha256:{}", hex::encode(sha2::Sha256::digest(layer)))
+        };
+        assert_eq!(applied.digest, want);
+        assert_eq!(applied.size, layer.len() as u64);
+        let chain = format!("sha256:chain{i}");
+        c.sn.commit(&chain, &key, Labels::new()).await.unwrap();
+        parent = Some(chain);
+    }
+    c.with_view("sha256:chain1", |v| {
+        assert!(!v.join("etc/passwd").exists(), "whiteout hides the file");
+        assert_eq!(
+            names(&v.join("etc/conf.d")),
+            ["c".to_string()].into_iter().collect()
+        );
+        assert_eq!(read(v, "bin/new").as_deref(), Some("new"));
+        assert_eq!(fs::read_link(v.join("bin/ash")).unwrap(), Path::new("sh"));
+        assert_eq!(
+            fs::metadata(v.join("bin/sh")).unwrap().mode() & 0o777,
+            0o755
+        );
+        let null = fs::symlink_metadata(v.join("dev/null")).unwrap();
+        assert_eq!(null.rdev(), nix::sys::stat::makedev(1, 3));
+    })
+    .await;
+    c.with_view("sha256:chain0", |v| {
+        assert_eq!(read(v, "etc/passwd").as_deref(), Some("root:x:0:0\n"));
+        assert_eq!(names(&v.join("etc/conf.d")).len(), 2);
+    })
+    .await;
+
+    // `ctr snapshots diff`: Diff(View(parent), Mounts(key)).
+    let upper =
+        c.sn.prepare("work", Some("sha256:chain1"), Labels::new())
+            .await
+            .unwrap();
+    {
+        let m = c.mount(&upper);
+        write(m.path(), "etc/conf.d/d", "d");
+        fs::remove_file(m.path().join("bin/new")).unwrap();
+        fs::remove_dir_all(m.path().join("etc/conf.d")).unwrap();
+    }
+    let lower =
+        c.sn.view("lower", Some("sha256:chain1"), Labels::new())
+            .await
+            .unwrap();
+    let mut blob = Vec::new();
+    let dopts = DiffOptions {
+        temp_dir: Some(c.work.clone()),
+        ..Default::default()
+    };
+    let out = diff_mounts(&lower, &upper, &mut blob, &dopts)
+        .await
+        .unwrap();
+    let again =
+        c.sn.prepare("again", Some("sha256:chain1"), Labels::new())
+            .await
+            .unwrap();
+    let applied = apply_to_mounts(&again, &blob[..], &opts).await.unwrap();
+    assert_eq!(applied, out.uncompressed);
+    let (a, b) = (c.mount(&upper), c.mount(&again));
+    super::tree::assert_same_tree(a.path(), b.path());
+}

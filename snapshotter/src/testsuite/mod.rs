@@ -65,6 +65,7 @@ pub const CASES: &[&str] = &[
     "many_layers",
     "namespaces",
     "concurrent",
+    "unpack",
 ];
 
 /// Runs every case against `factory`.
@@ -86,6 +87,7 @@ pub async fn run(factory: &dyn Factory) {
     many_layers(factory).await;
     namespaces(factory).await;
     concurrent(factory).await;
+    unpack(factory).await;
 }
 
 /// Generates one multi-threaded `#[tokio::test]` per suite case for the factory expression.
@@ -95,7 +97,7 @@ macro_rules! snapshotter_suite {
         $crate::snapshotter_suite!(@cases $factory;
             basic, chains, errors, update, remove_rules, list, usage, visibility, deletions,
             moves, ownership, view_readonly, cleanup, crash_recovery, many_layers, namespaces,
-            concurrent);
+            concurrent, unpack);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(
