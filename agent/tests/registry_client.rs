@@ -413,6 +413,19 @@ async fn push_pull_tags_and_catalog() {
         c.search(&host, "app", None, Some(1)).await.unwrap().len(),
         1
     );
+    // Through a recording proxy: two catalog pages were asked for (n=2, three repos).
+    let rec = start_proxy(
+        format!("127.0.0.1:{}", reg.port).parse().unwrap(),
+        Fault::None,
+    )
+    .await;
+    let paged = client()
+        .search(&rec.addr.to_string(), "", None, None)
+        .await
+        .unwrap();
+    assert_eq!(paged.len(), 3);
+    let sent = rec.sent.lock().unwrap().clone();
+    assert_eq!(sent.matches("GET /v2/_catalog?").count(), 2, "{sent}");
 
     // Unknown tag and unknown blob.
     let e = app.resolve("nope").await.unwrap_err();
@@ -875,8 +888,14 @@ impl Drop for Proxy {
 
 #[derive(Clone, Copy)]
 enum Fault {
-    Cut { at: u64 },
-    Flip { at: u64 },
+    /// Only record what clients send.
+    None,
+    Cut {
+        at: u64,
+    },
+    Flip {
+        at: u64,
+    },
 }
 
 async fn start_proxy(upstream: SocketAddr, fault: Fault) -> Proxy {
