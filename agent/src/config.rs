@@ -1,7 +1,9 @@
 //! berthd's configuration: a versioned TOML file, one struct per section, every field
 //! defaulted, unknown keys refused. Command-line flags override the file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +28,7 @@ pub struct Config {
     pub state: PathBuf,
     pub grpc: GrpcConfig,
     pub log: LogConfig,
+    pub registry: RegistryConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +53,121 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// How berthd talks to image registries (`[registry]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Connect timeout for one endpoint, e.g. "10s" or "500ms". An unreachable registry
+    /// fails within this time (per endpoint tried).
+    pub timeout: String,
+    /// Longest silence while reading a response before the request is given up (and,
+    /// for blob downloads, resumed), e.g. "60s".
+    pub read_timeout: String,
+    /// How many times a blob transfer is retried (with exponential backoff) after a
+    /// dropped connection, a truncated body or a 5xx answer; also how often other
+    /// requests are retried after a 5xx or 429 answer.
+    pub retries: u32,
+    /// Per-registry settings keyed by host as written in references ("docker.io",
+    /// "registry.example.com:5000", "127.0.0.1:5000").
+    pub hosts: BTreeMap<String, RegistryHostConfig>,
+}
+
+/// Settings of one registry host (`[registry.hosts."HOST"]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryHostConfig {
+    /// Base URLs tried, in order, before the host itself for pulls, e.g.
+    /// `["http://127.0.0.1:5000"]`. Pushes always go to the host itself.
+    pub mirrors: Vec<String>,
+    /// Speak plain HTTP to the host. Unset: HTTPS, except for loopback hosts
+    /// (127.0.0.0/8, ::1, localhost) which use HTTP unless this is set to false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain_http: Option<bool>,
+    /// Accept any TLS certificate from the host.
+    pub skip_verify: bool,
+    /// PEM file with extra CA certificates trusted for the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            timeout: "10s".into(),
+            read_timeout: "60s".into(),
+            retries: 5,
+            hosts: BTreeMap::new(),
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// The connect timeout; the default when the value does not parse (validate refuses it).
+    pub fn connect_timeout(&self) -> Duration {
+        humantime::parse_duration(&self.timeout).unwrap_or(Duration::from_secs(10))
+    }
+
+    /// The read timeout; the default when the value does not parse (validate refuses it).
+    pub fn read_timeout(&self) -> Duration {
+        humantime::parse_duration(&self.read_timeout).unwrap_or(Duration::from_secs(60))
+    }
+
+    /// Checks durations, mirror URLs and CA files.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("registry.timeout", &self.timeout),
+            ("registry.read_timeout", &self.read_timeout),
+        ] {
+            match humantime::parse_duration(value) {
+                Ok(d) if !d.is_zero() => {}
+                Ok(_) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key} = {value:?} must be more than zero"
+                    )));
+                }
+                Err(e) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key} = {value:?} is not a duration (like \"10s\" or \"500ms\"): {e}"
+                    )));
+                }
+            }
+        }
+        if self.retries > 100 {
+            return Err(ConfigError::Invalid(format!(
+                "registry.retries = {} is more than 100",
+                self.retries
+            )));
+        }
+        for (host, h) in &self.hosts {
+            if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+                return Err(ConfigError::Invalid(format!(
+                    "registry.hosts.{host:?}: a key is a host with an optional port, like \"registry.example.com:5000\""
+                )));
+            }
+            for m in &h.mirrors {
+                let ok = (m.starts_with("http://") || m.starts_with("https://"))
+                    && m.split_once("://").is_some_and(|(_, rest)| {
+                        !rest.is_empty() && !rest.starts_with('/') && !rest.contains(['?', '#'])
+                    });
+                if !ok {
+                    return Err(ConfigError::Invalid(format!(
+                        "registry.hosts.{host:?}.mirrors: {m:?} is not an http:// or https:// URL"
+                    )));
+                }
+            }
+            if let Some(ca) = &h.ca_file
+                && !ca.is_absolute()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "registry.hosts.{host:?}.ca_file = {:?} must be an absolute path",
+                    ca.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -65,6 +183,7 @@ impl Default for Config {
             state: PathBuf::from(DEFAULT_STATE),
             grpc: GrpcConfig::default(),
             log: LogConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -168,7 +287,7 @@ impl Config {
                 self.log.level
             )));
         }
-        Ok(())
+        self.registry.validate()
     }
 
     /// The socket path, derived from the state directory when not set.
@@ -217,6 +336,43 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.log.level, "info");
         assert_eq!(c.address(), PathBuf::from("/run/berth/berthd.sock"));
+    }
+
+    #[test]
+    fn registry_section_parses_and_validates() {
+        let c = Config::parse(
+            r#"
+[registry]
+timeout = "2s"
+retries = 2
+[registry.hosts."docker.io"]
+mirrors = ["http://127.0.0.1:5000"]
+[registry.hosts."reg.example:5000"]
+plain_http = true
+skip_verify = true
+ca_file = "/etc/berth/ca.pem"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.registry.connect_timeout(), Duration::from_secs(2));
+        assert_eq!(c.registry.retries, 2);
+        assert_eq!(
+            c.registry.hosts["docker.io"].mirrors,
+            vec!["http://127.0.0.1:5000".to_string()]
+        );
+        assert_eq!(c.registry.hosts["reg.example:5000"].plain_http, Some(true));
+        assert_eq!(c.registry.read_timeout(), Duration::from_secs(60));
+
+        for bad in [
+            "[registry]\ntimeout = \"soon\"\n",
+            "[registry]\ntimeout = \"0s\"\n",
+            "[registry.hosts.\"x\"]\nmirrors = [\"ftp://m\"]\n",
+            "[registry.hosts.\"x\"]\nca_file = \"rel.pem\"\n",
+            "[registry.hosts.\"x\"]\nmirror = []\n",
+            "[registry.hosts.\"a/b\"]\n",
+        ] {
+            assert!(Config::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

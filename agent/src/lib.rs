@@ -4,6 +4,7 @@
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod distribution;
 pub mod error;
 pub mod events;
 pub mod filters;

@@ -2,6 +2,7 @@
 //! through berthd's gRPC API.
 
 mod commands;
+mod credentials;
 mod global;
 mod output;
 
