@@ -1,8 +1,10 @@
 //! berthd's metadata: one embedded, ACID redb database (`<root>/meta.redb`) holding
-//! namespaces, leases, images, containers, content labels and every other record the
+//! namespaces, leases, images, containers, content records and every other record the
 //! daemon owns. Records are JSON values under string keys; namespaced keys start with
 //! the namespace name and a NUL separator (never part of an identifier).
 
+mod content;
+mod images;
 mod leases;
 mod namespaces;
 mod store;
@@ -11,6 +13,8 @@ use std::path::Path;
 
 use redb::ReadableDatabase as _;
 
+pub use content::{BlobRecord, IngestRecord};
+pub use images::Image;
 pub use leases::{Lease, LeaseResource};
 pub use namespaces::Namespace;
 pub use store::{ReadTx, Table, WriteTx, key, prefix};
@@ -19,7 +23,11 @@ use crate::error::Result;
 
 /// Tables of records that live inside a namespace; a namespace with an entry in any of
 /// them is not empty. Later subsystems add theirs here.
-pub(crate) const NAMESPACED: &[(&str, Table)] = &[("leases", leases::LEASES)];
+pub(crate) const NAMESPACED: &[(&str, Table)] = &[
+    ("leases", leases::LEASES),
+    ("content", content::CONTENT),
+    ("images", images::IMAGES),
+];
 
 const SYSTEM: Table = Table::new("system");
 
@@ -40,6 +48,7 @@ impl Metadata {
                 tx.create(*t)?;
             }
             tx.create(leases::LEASE_RESOURCES)?;
+            tx.create(content::INGESTS)?;
             Ok(())
         })?;
         Ok(md)
