@@ -256,4 +256,4 @@ fn ingest_resource(reference: &str) -> LeaseResource {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

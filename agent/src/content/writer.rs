@@ -100,6 +100,7 @@ impl ContentStore {
         expected: Option<Digest>,
         lease: Option<String>,
     ) -> Result<Inner> {
+        crate::identifiers::validate("namespace", &ns)?;
         validate_ref(&reference)?;
         if let Some(d) = &expected {
             d.require_storable()?;
