@@ -328,8 +328,10 @@ async fn snapshot_hook_marks_through_labels_and_parents() {
 #[tokio::test]
 async fn scheduler_runs_after_a_trigger() {
     let mut e = env();
-    let mut cfg = GcConfig::default();
-    cfg.schedule_delay = Duration::from_millis(10);
+    let cfg = GcConfig {
+        schedule_delay: Duration::from_millis(10),
+        ..Default::default()
+    };
     e.gc = Collector::new(e.f.md.clone(), cfg, e.f.trigger.clone());
     e.gc.register(Arc::new(ContentGc::new(
         e.f.store.clone(),
