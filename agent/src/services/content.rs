@@ -197,7 +197,7 @@ impl content_server::Content for Content {
             lease,
             inbound: req.into_inner(),
         };
-        Ok(Response::new(Box::pin(session.run())))
+        Ok(Response::new(session.run()))
     }
 
     async fn abort(&self, req: Request<AbortRequest>) -> Result<Response<()>, Status> {
@@ -215,82 +215,109 @@ struct WriteSession {
     inbound: Streaming<WriteContentRequest>,
 }
 
+type Replies = tokio::sync::mpsc::Sender<Result<WriteContentResponse, Status>>;
+
 impl WriteSession {
-    fn run(
-        mut self,
-    ) -> impl futures::Stream<Item = Result<WriteContentResponse, Status>> + Send + 'static {
-        async_stream::try_stream! {
-            let Some(first) = self.inbound.message().await? else {
-                return;
+    /// Runs the session on its own task; replies arrive on the returned stream. The
+    /// writer (and so the ref's lock) is released before a failure is reported, so a
+    /// client that retries after an error never finds its own ref locked.
+    fn run(self) -> BoxStream<WriteContentResponse> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut writer = None;
+            let r = self.steps(&mut writer, &tx).await;
+            drop(writer);
+            if let Err(e) = r {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+
+    async fn steps(mut self, slot: &mut Option<Writer>, out: &Replies) -> Result<(), Status> {
+        let Some(first) = self.inbound.message().await? else {
+            return Ok(());
+        };
+        if first.r#ref.is_empty() {
+            return Err(Status::invalid_argument(
+                "first message must have a reference",
+            ));
+        }
+        let reference = first.r#ref.clone();
+        let mut total = first.total;
+        let mut expected = optional_digest(&first.expected)?;
+        let writer = slot.insert(
+            self.store
+                .writer(
+                    &self.ns,
+                    &reference,
+                    total,
+                    expected.clone(),
+                    self.lease.as_deref(),
+                )
+                .await?,
+        );
+        let mut req = first;
+        loop {
+            let action = WriteAction::try_from(req.action).map_err(|_| {
+                Status::invalid_argument(format!("unknown write action {}", req.action))
+            })?;
+            if let Some(d) = optional_digest(&req.expected)? {
+                if self.store.exists(&self.ns, &d)? {
+                    *slot = None;
+                    if let Err(e) = self.store.abort(&self.ns, &reference) {
+                        tracing::debug!(reference, error = %e, "abort after already-exists");
+                    }
+                    return Err(Error::AlreadyExists(format!("content {d}")).into());
+                }
+                expected = Some(d);
+            }
+            if req.total > 0 {
+                total = req.total;
+            }
+            let mut resp = WriteContentResponse {
+                action: req.action,
+                ..Default::default()
             };
-            if first.r#ref.is_empty() {
-                Err(Status::invalid_argument("first message must have a reference"))?;
+            match action {
+                WriteAction::Stat => {
+                    let s = writer.status();
+                    resp.offset = s.offset;
+                    resp.digest = writer.digest().to_string();
+                    resp.started_at = Some(timestamp(s.started_at));
+                    resp.updated_at = Some(timestamp(s.updated_at));
+                    resp.total = total;
+                }
+                WriteAction::Write | WriteAction::Commit => {
+                    // A positive offset must be the current one; 0 after data starts
+                    // over; a negative one (never sent by containerd's clients) means
+                    // "here".
+                    let offset = if req.offset < 0 {
+                        writer.offset()
+                    } else {
+                        req.offset
+                    };
+                    let data = bytes::Bytes::from(std::mem::take(&mut req.data));
+                    writer.write_at(offset, data).await?;
+                    resp.offset = writer.offset();
+                    resp.digest = writer.digest().to_string();
+                    if action == WriteAction::Commit {
+                        let labels = labels_in(std::mem::take(&mut req.labels));
+                        let w = slot.take().expect("writer is open");
+                        let digest = w.commit(total, expected.clone(), labels).await?;
+                        resp.digest = digest.to_string();
+                        let _ = out.send(Ok(resp)).await;
+                        return Ok(());
+                    }
+                }
             }
-            let reference = first.r#ref.clone();
-            let mut total = first.total;
-            let mut expected = optional_digest(&first.expected)?;
-            let mut writer: Writer = self
-                .store
-                .writer(&self.ns, &reference, total, expected.clone(), self.lease.as_deref())
-                .await?;
-            let mut req = first;
-            loop {
-                let action = WriteAction::try_from(req.action).map_err(|_| {
-                    Status::invalid_argument(format!("unknown write action {}", req.action))
-                })?;
-                if let Some(d) = optional_digest(&req.expected)? {
-                    if self.store.exists(&self.ns, &d)? {
-                        drop(writer);
-                        if let Err(e) = self.store.abort(&self.ns, &reference) {
-                            tracing::debug!(reference, error = %e, "abort after already-exists");
-                        }
-                        Err(Status::from(Error::AlreadyExists(format!("content {d}"))))?;
-                        return;
-                    }
-                    expected = Some(d);
-                }
-                if req.total > 0 {
-                    total = req.total;
-                }
-                let mut resp = WriteContentResponse {
-                    action: req.action,
-                    ..Default::default()
-                };
-                match action {
-                    WriteAction::Stat => {
-                        let s = writer.status();
-                        resp.offset = s.offset;
-                        resp.digest = writer.digest().to_string();
-                        resp.started_at = Some(timestamp(s.started_at));
-                        resp.updated_at = Some(timestamp(s.updated_at));
-                        resp.total = total;
-                    }
-                    WriteAction::Write | WriteAction::Commit => {
-                        // A positive offset must be the current one; 0 after data
-                        // starts over; a negative one (never sent by containerd's
-                        // clients) means "here".
-                        let offset = if req.offset < 0 { writer.offset() } else { req.offset };
-                        let data = bytes::Bytes::from(std::mem::take(&mut req.data));
-                        writer.write_at(offset, data).await?;
-                        resp.offset = writer.offset();
-                        if action == WriteAction::Commit {
-                            let size = writer.offset();
-                            let labels = labels_in(std::mem::take(&mut req.labels));
-                            let digest = writer.commit(total, expected.clone(), labels).await?;
-                            resp.offset = size;
-                            resp.digest = digest.to_string();
-                            yield resp;
-                            return;
-                        }
-                        resp.digest = writer.digest().to_string();
-                    }
-                }
-                yield resp;
-                req = match self.inbound.message().await? {
-                    Some(r) => r,
-                    None => return,
-                };
+            if out.send(Ok(resp)).await.is_err() {
+                return Ok(());
             }
+            req = match self.inbound.message().await? {
+                Some(r) => r,
+                None => return Ok(()),
+            };
         }
     }
 }
