@@ -55,7 +55,11 @@ impl Daemon {
         let d = Daemon { child, dir, sock };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::os::unix::net::UnixStream::connect(&d.sock).is_err() {
-            assert!(Instant::now() < deadline, "berthd did not listen: {}", d.log());
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not listen: {}",
+                d.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         d
@@ -162,7 +166,10 @@ fn content_commands() {
         Some(&data),
     );
     let ls = d.ctr(ns, &["content", "ls"]);
-    let line = ls.lines().find(|l| l.starts_with(&dg)).unwrap_or_else(|| panic!("{ls}"));
+    let line = ls
+        .lines()
+        .find(|l| l.starts_with(&dg))
+        .unwrap_or_else(|| panic!("{ls}"));
     assert!(line.contains("3.146MB"), "{line}");
     assert!(line.trim_end().ends_with('-'), "no labels yet: {line}");
     let got = Command::new(CTR)
@@ -171,7 +178,11 @@ fn content_commands() {
         .args(["-n", ns, "content", "get", &dg])
         .output()
         .unwrap();
-    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
     assert_eq!(got.stdout.len(), data.len());
     assert!(got.stdout == data, "content get returned other bytes");
     // Another namespace does not see it.
@@ -191,16 +202,31 @@ fn content_commands() {
     assert_eq!(out.trim(), "size=big");
 
     // A bad digest is refused with a message.
-    let out = d.ctr_raw(ns, &["content", "ingest", "--expected-digest", &digest(b"x"), "bad"], Some(b"not x"));
+    let out = d.ctr_raw(
+        ns,
+        &[
+            "content",
+            "ingest",
+            "--expected-digest",
+            &digest(b"x"),
+            "bad",
+        ],
+        Some(b"not x"),
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&digest(b"x")) && err.contains(&digest(b"not x")), "{err}");
+    assert!(
+        err.contains(&digest(b"x")) && err.contains(&digest(b"not x")),
+        "{err}"
+    );
     assert_eq!(d.digests(ns), vec![dg.clone()]);
 
     // active: an unfinished write shows up with its size.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let ch = berth_api::client::connect(d.sock.to_str().unwrap()).await.unwrap();
+        let ch = berth_api::client::connect(d.sock.to_str().unwrap())
+            .await
+            .unwrap();
         let mut c = ContentClient::with_interceptor(ch, WithNamespace::new(ns).unwrap());
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let mut replies = c
@@ -237,7 +263,9 @@ fn content_commands() {
     // rm removes it from the namespace; the next collection removes the bytes.
     d.ctr(ns, &["content", "rm", &dg]);
     assert!(d.digests(ns).is_empty());
-    let blob = d.path("root/content/blobs/sha256").join(dg.trim_start_matches("sha256:"));
+    let blob = d
+        .path("root/content/blobs/sha256")
+        .join(dg.trim_start_matches("sha256:"));
     eventually("the blob file to be collected", || !blob.exists());
 }
 
@@ -334,7 +362,8 @@ fn descriptor(media_type: &str, data: &[u8]) -> serde_json::Value {
 
 /// One-layer image of /bin/busybox (uncompressed layer, fixed times and owners).
 fn busybox_archive(name: &str) -> OciArchive {
-    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (apt-get install busybox-static)");
+    let busybox =
+        std::fs::read("/bin/busybox").expect("/bin/busybox (apt-get install busybox-static)");
     let mut layer = Tar(Vec::new());
     layer.dir("bin/");
     layer.file("bin/busybox", 0o755, &busybox);
@@ -379,7 +408,11 @@ fn busybox_archive(name: &str) -> OciArchive {
     t.dir("blobs/");
     t.dir("blobs/sha256/");
     for (d, b) in &blobs {
-        t.file(&format!("blobs/sha256/{}", d.trim_start_matches("sha256:")), 0o644, b);
+        t.file(
+            &format!("blobs/sha256/{}", d.trim_start_matches("sha256:")),
+            0o644,
+            b,
+        );
     }
     OciArchive {
         tar: t.finish(),
@@ -397,28 +430,55 @@ fn images_import_tag_export_rm() {
     let input = d.path("in.tar");
     std::fs::write(&input, &archive.tar).unwrap();
 
-    d.ctr(ns, &["images", "import", "--no-unpack", input.to_str().unwrap()]);
+    d.ctr(
+        ns,
+        &["images", "import", "--no-unpack", input.to_str().unwrap()],
+    );
     // Every blob is in; the content ctr wrote for the index went with its lease.
     let want: Vec<String> = archive.blobs.keys().cloned().collect();
-    eventually("the import's leftovers to be collected", || d.digests(ns) == want);
+    eventually("the import's leftovers to be collected", || {
+        d.digests(ns) == want
+    });
 
     let ls = d.ctr(ns, &["images", "ls"]);
-    let line = ls.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{ls}"));
+    let line = ls
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("{ls}"));
     assert!(line.contains(&archive.manifest), "{line}");
     assert!(line.contains("linux/"), "{line}");
     // The manifest carries the gc references ctr set.
     let ls = d.ctr(ns, &["content", "ls"]);
-    let mline = ls.lines().find(|l| l.starts_with(&archive.manifest)).unwrap();
-    assert!(mline.contains("containerd.io/gc.ref.content.l.0="), "{mline}");
+    let mline = ls
+        .lines()
+        .find(|l| l.starts_with(&archive.manifest))
+        .unwrap();
+    assert!(
+        mline.contains("containerd.io/gc.ref.content.l.0="),
+        "{mline}"
+    );
 
     // tag, ls -q, filters.
     d.ctr(ns, &["images", "tag", name, "docker.io/library/bbtest:2"]);
     let q = d.ctr(ns, &["images", "ls", "-q"]);
-    assert_eq!(q.lines().collect::<Vec<_>>(), vec![name, "docker.io/library/bbtest:2"]);
-    let q = d.ctr(ns, &["images", "ls", "-q", "name==docker.io/library/bbtest:2"]);
+    assert_eq!(
+        q.lines().collect::<Vec<_>>(),
+        vec![name, "docker.io/library/bbtest:2"]
+    );
+    let q = d.ctr(
+        ns,
+        &["images", "ls", "-q", "name==docker.io/library/bbtest:2"],
+    );
     assert_eq!(q.trim(), "docker.io/library/bbtest:2");
-    let out = d.ctr_raw(ns, &["images", "tag", name, "docker.io/library/bbtest:2"], None);
-    assert!(!out.status.success(), "tagging onto an existing name must fail");
+    let out = d.ctr_raw(
+        ns,
+        &["images", "tag", name, "docker.io/library/bbtest:2"],
+        None,
+    );
+    assert!(
+        !out.status.success(),
+        "tagging onto an existing name must fail"
+    );
     let out = d.ctr_raw(ns, &["images", "tag", name, "Bad Name"], None);
     assert!(!out.status.success());
 
@@ -437,12 +497,18 @@ fn images_import_tag_export_rm() {
         got.keys().collect::<Vec<_>>(),
         archive.blobs.keys().collect::<Vec<_>>()
     );
-    assert!(got == archive.blobs, "exported blobs differ from the imported ones");
+    assert!(
+        got == archive.blobs,
+        "exported blobs differ from the imported ones"
+    );
     let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
     assert_eq!(index["manifests"][0]["digest"], archive.manifest);
 
     // A second import of the same archive is a no-op for content.
-    d.ctr(ns, &["images", "import", "--no-unpack", input.to_str().unwrap()]);
+    d.ctr(
+        ns,
+        &["images", "import", "--no-unpack", input.to_str().unwrap()],
+    );
     eventually("content to settle", || d.digests(ns) == want);
 
     // rm: content stays while one tag remains, goes with the last one.
@@ -450,9 +516,13 @@ fn images_import_tag_export_rm() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(d.digests(ns), want);
     d.ctr(ns, &["images", "rm", name]);
-    eventually("the image's content to be collected", || d.digests(ns).is_empty());
+    eventually("the image's content to be collected", || {
+        d.digests(ns).is_empty()
+    });
     assert!(d.ctr(ns, &["images", "ls", "-q"]).trim().is_empty());
-    let blobs = std::fs::read_dir(d.path("root/content/blobs/sha256")).unwrap().count();
+    let blobs = std::fs::read_dir(d.path("root/content/blobs/sha256"))
+        .unwrap()
+        .count();
     assert_eq!(blobs, 0);
 }
 
@@ -523,9 +593,15 @@ fn push_and_pull_through_a_local_registry() {
     std::fs::write(&input, &archive.tar).unwrap();
     let want: Vec<String> = archive.blobs.keys().cloned().collect();
 
-    d.ctr("ctr-push", &["images", "import", "--no-unpack", input.to_str().unwrap()]);
+    d.ctr(
+        "ctr-push",
+        &["images", "import", "--no-unpack", input.to_str().unwrap()],
+    );
     let remote = format!("{}/bbpull:1", reg.addr);
-    d.ctr("ctr-push", &["images", "push", "--plain-http", &remote, name]);
+    d.ctr(
+        "ctr-push",
+        &["images", "push", "--plain-http", &remote, name],
+    );
     // Forget it locally, bytes included, so the pull has to write every blob.
     d.ctr("ctr-push", &["images", "rm", name]);
     eventually("the pushed content to be collected", || {
@@ -548,7 +624,12 @@ fn push_and_pull_through_a_local_registry() {
             String::from_utf8_lossy(&out.stderr),
             d.log()
         );
-        assert_eq!(d.digests(ns), want, "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            d.digests(ns),
+            want,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let got = Command::new(CTR)
             .arg("--address")
             .arg(&d.sock)
@@ -558,7 +639,11 @@ fn push_and_pull_through_a_local_registry() {
         assert_eq!(got.stdout, archive.blobs[&archive.manifest]);
     }
     // A second pull finds everything present (AlreadyExists on each write).
-    d.ctr_raw("ctr-pull", &["images", "pull", "--plain-http", &remote], None);
+    d.ctr_raw(
+        "ctr-pull",
+        &["images", "pull", "--plain-http", &remote],
+        None,
+    );
     assert_eq!(d.digests("ctr-pull"), want);
     assert!(
         d.ctr("ctr-pull", &["content", "active"]).lines().count() <= 1,
