@@ -29,6 +29,7 @@ pub struct Config {
     pub grpc: GrpcConfig,
     pub log: LogConfig,
     pub registry: RegistryConfig,
+    pub gc: GcConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +102,32 @@ impl Default for RegistryConfig {
     }
 }
 
+/// Garbage collection of content (and later snapshots) nothing refers to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcConfig {
+    /// How often to collect even when nothing was deleted (expired leases, stale
+    /// ingests); "0s" turns the periodic collection off.
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+    /// How long after a delete the collection runs (deletes close together share one).
+    #[serde(with = "duration_text")]
+    pub schedule_delay: Duration,
+    /// Unfinished writes untouched for this long are removed, unless a lease holds them.
+    #[serde(with = "duration_text")]
+    pub ingest_max_age: Duration,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            interval: Duration::from_secs(30 * 60),
+            schedule_delay: Duration::from_millis(100),
+            ingest_max_age: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
 impl RegistryConfig {
     /// The connect timeout; the default when the value does not parse (validate refuses it).
     pub fn connect_timeout(&self) -> Duration {
@@ -168,6 +195,26 @@ impl RegistryConfig {
     }
 }
 
+/// Durations written as text ("100ms", "30m", "24h").
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration such as \"100ms\", \"30m\" or \"24h\": {e}"
+            ))
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -184,6 +231,7 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             log: LogConfig::default(),
             registry: RegistryConfig::default(),
+            gc: GcConfig::default(),
         }
     }
 }
@@ -281,6 +329,17 @@ impl Config {
                     .into(),
             ));
         }
+        if self.gc.schedule_delay > Duration::from_secs(3600) {
+            return Err(ConfigError::Invalid(
+                "gc.schedule_delay must be at most 1h (deleted content would linger)".into(),
+            ));
+        }
+        if self.gc.ingest_max_age < Duration::from_secs(60) {
+            return Err(ConfigError::Invalid(
+                "gc.ingest_max_age must be at least 1m (slow downloads would be removed mid-way)"
+                    .into(),
+            ));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::Invalid(format!(
                 "log.level = {:?} is not a level (trace, debug, info, warn, error)",
@@ -373,6 +432,18 @@ ca_file = "/etc/berth/ca.pem"
         ] {
             assert!(Config::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn gc_durations_parse() {
+        let c = Config::parse("[gc]\ninterval = \"0s\"\nschedule_delay = \"5ms\"\n").unwrap();
+        assert!(c.gc.interval.is_zero());
+        assert_eq!(c.gc.schedule_delay, Duration::from_millis(5));
+        assert_eq!(c.gc.ingest_max_age, Duration::from_secs(86400));
+        let err = Config::parse("[gc]\ninterval = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("soon"), "{err}");
+        assert!(Config::parse("[gc]\ningest_max_age = \"1s\"\n").is_err());
+        assert!(Config::parse("[gc]\nbogus = 1\n").is_err());
     }
 
     #[test]

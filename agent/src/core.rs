@@ -5,8 +5,11 @@ use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::containers::Containers;
+use crate::content::{ContentGc, ContentStore};
 use crate::error::Result;
 use crate::events::Exchange;
+use crate::gc::{Collector, LeasesGc, Trigger};
+use crate::images::{Images, ImagesGc};
 use crate::metadata::Metadata;
 use crate::namespaces::Namespaces;
 use crate::plugins::{self, Plugin};
@@ -18,21 +21,39 @@ pub struct Core {
     pub events: Exchange,
     pub namespaces: Namespaces,
     pub containers: Containers,
+    pub content: Arc<ContentStore>,
+    pub images: Images,
+    /// Garbage collection; later subsystems register their participants here.
+    pub gc: Arc<Collector>,
     pub plugins: Vec<Plugin>,
     pub uuid: String,
     pub started_at: SystemTime,
 }
 
 impl Core {
-    /// Opens the metadata database under the root and assembles the subsystems.
+    /// Opens the metadata database and the content store under the root and assembles
+    /// the subsystems. The garbage collection scheduler starts with
+    /// [`Collector::start`](crate::gc::Collector::start) (the daemon does it).
     pub fn open(config: Config) -> Result<Arc<Core>> {
         let metadata = Arc::new(Metadata::open(&config.root.join("meta.redb"))?);
         let events = Exchange::new();
         let uuid = metadata.server_uuid()?;
+        let trigger = Trigger::default();
+        let gc = Collector::new(metadata.clone(), config.gc.clone(), trigger.clone());
+        let content = ContentStore::open(&config.root, metadata.clone(), events.clone(), trigger)?;
+        gc.register(Arc::new(LeasesGc));
+        gc.register(Arc::new(ImagesGc));
+        gc.register(Arc::new(ContentGc::new(
+            content.clone(),
+            config.gc.ingest_max_age,
+        )));
         Ok(Arc::new(Core {
             namespaces: Namespaces::new(metadata.clone(), events.clone()),
             containers: Containers::new(metadata.clone(), events.clone()),
+            images: Images::new(metadata.clone(), events.clone(), gc.clone()),
             plugins: plugins::registry(&config.root),
+            content,
+            gc,
             metadata,
             events,
             uuid,

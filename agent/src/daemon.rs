@@ -110,6 +110,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
     let core = Core::open(config)?;
     let listener = bind(&address, core.config.grpc.gid).await?;
     let _socket = SocketGuard(address.clone());
+    let gc = core.gc.start();
     tracing::info!(
         address = %address.display(),
         root = %core.config.root.display(),
@@ -127,6 +128,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
         .map_err(|e| Error::Internal(format!("serve on {}: {e}", address.display())))?;
+    gc.abort();
     tracing::info!("berthd stopped");
     Ok(())
 }

@@ -17,6 +17,8 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
+    OutOfRange(String),
+    #[error("{0}")]
     Unimplemented(String),
     #[error("metadata database: {0}")]
     Db(#[from] redb::Error),
@@ -49,6 +51,7 @@ impl Error {
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::InvalidArgument(_) => Code::InvalidArgument,
             Error::Unavailable(_) => Code::Unavailable,
+            Error::OutOfRange(_) => Code::OutOfRange,
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Code::NotFound

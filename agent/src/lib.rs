@@ -2,14 +2,17 @@
 //! See docs/architecture.md for the picture.
 
 pub mod config;
+pub mod content;
 pub mod core;
 pub mod daemon;
 pub mod distribution;
 pub mod error;
 pub mod events;
 pub mod filters;
+pub mod gc;
 pub mod host;
 pub mod identifiers;
+pub mod images;
 pub mod labels;
 pub mod metadata;
 pub mod namespaces;

@@ -65,8 +65,7 @@ pub fn registry(root: &std::path::Path) -> Vec<Plugin> {
     let service = "io.containerd.service.v1";
     vec![
         Plugin::new("io.containerd.content.v1", "content")
-            .export("root", root.join("content").display().to_string())
-            .unavailable(NOT_YET),
+            .export("root", root.join("content").display().to_string()),
         Plugin::new("io.containerd.snapshotter.v1", "overlayfs")
             .export(
                 "root",
@@ -79,19 +78,20 @@ pub fn registry(root: &std::path::Path) -> Vec<Plugin> {
         Plugin::new("io.containerd.metadata.v1", "redb")
             .export("path", root.join("meta.redb").display().to_string()),
         Plugin::new("io.containerd.event.v1", "exchange"),
+        Plugin::new("io.containerd.gc.v1", "scheduler").requires(&["io.containerd.metadata.v1"]),
         Plugin::new(service, "namespaces-service").requires(&["io.containerd.metadata.v1"]),
         Plugin::new(service, "leases-service").requires(&["io.containerd.metadata.v1"]),
+        Plugin::new(service, "content-service")
+            .requires(&["io.containerd.content.v1", "io.containerd.metadata.v1"]),
+        Plugin::new(service, "images-service")
+            .requires(&["io.containerd.metadata.v1", "io.containerd.gc.v1"]),
         Plugin::new(grpc, "version"),
         Plugin::new(grpc, "introspection"),
         Plugin::new(grpc, "namespaces").requires(&[service]),
         Plugin::new(grpc, "leases").requires(&[service]),
         Plugin::new(grpc, "events").requires(&["io.containerd.event.v1"]),
-        Plugin::new(grpc, "content")
-            .requires(&[service])
-            .unavailable(NOT_YET),
-        Plugin::new(grpc, "images")
-            .requires(&[service])
-            .unavailable(NOT_YET),
+        Plugin::new(grpc, "content").requires(&[service]),
+        Plugin::new(grpc, "images").requires(&[service]),
         Plugin::new(grpc, "snapshots")
             .requires(&[service])
             .unavailable(NOT_YET),

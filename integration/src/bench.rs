@@ -38,7 +38,9 @@ impl Samples {
     /// The 90th percentile.
     pub fn p90(&self) -> Duration {
         let v = self.sorted();
-        v.get((v.len() * 9 / 10).min(v.len().saturating_sub(1))).copied().unwrap_or_default()
+        v.get((v.len() * 9 / 10).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
     }
 }
 
@@ -54,10 +56,13 @@ pub struct Row {
 
 impl Row {
     /// A row from two timing sets (ratio of medians).
-    pub fn timing(scenario: &str, berth: &Samples, containerd: &Samples, target: Option<f64>) -> Row {
-        let fmt = |s: &Samples| {
-            format!("{:.1} ms (p90 {:.1})", ms(s.median()), ms(s.p90()))
-        };
+    pub fn timing(
+        scenario: &str,
+        berth: &Samples,
+        containerd: &Samples,
+        target: Option<f64>,
+    ) -> Row {
+        let fmt = |s: &Samples| format!("{:.1} ms (p90 {:.1})", ms(s.median()), ms(s.p90()));
         Row {
             scenario: scenario.into(),
             berth: fmt(berth),
@@ -68,7 +73,13 @@ impl Row {
     }
 
     /// A row from two quantities in the same unit.
-    pub fn quantity(scenario: &str, unit: &str, berth: f64, containerd: f64, target: Option<f64>) -> Row {
+    pub fn quantity(
+        scenario: &str,
+        unit: &str,
+        berth: f64,
+        containerd: f64,
+        target: Option<f64>,
+    ) -> Row {
         Row {
             scenario: scenario.into(),
             berth: format!("{berth:.2} {unit}"),
@@ -93,7 +104,13 @@ pub fn print(rows: &[Row]) {
                 Some(t) => format!("<= {t:.2}x {}", if r.ratio <= t { "met" } else { "MISSED" }),
                 None => "-".into(),
             };
-            [r.scenario.clone(), r.berth.clone(), r.containerd.clone(), format!("{:.2}x", r.ratio), target]
+            [
+                r.scenario.clone(),
+                r.berth.clone(),
+                r.containerd.clone(),
+                format!("{:.2}x", r.ratio),
+                target,
+            ]
         })
         .collect();
     let mut widths = header.map(str::len);
@@ -103,7 +120,11 @@ pub fn print(rows: &[Row]) {
         }
     }
     let line = |c: &[String]| {
-        c.iter().zip(widths).map(|(s, w)| format!("{s:<w$}")).collect::<Vec<_>>().join("   ")
+        c.iter()
+            .zip(widths)
+            .map(|(s, w)| format!("{s:<w$}"))
+            .collect::<Vec<_>>()
+            .join("   ")
     };
     println!("{}", line(&header.map(String::from)).trim_end());
     for c in &cells {
@@ -120,7 +141,12 @@ mod tests {
         let s = Samples((1..=10).map(Duration::from_millis).collect());
         assert_eq!(s.median(), Duration::from_millis(6));
         assert_eq!(s.p90(), Duration::from_millis(10));
-        let r = Row::timing("x", &s, &Samples(vec![Duration::from_millis(12)]), Some(0.5));
+        let r = Row::timing(
+            "x",
+            &s,
+            &Samples(vec![Duration::from_millis(12)]),
+            Some(0.5),
+        );
         assert!((r.ratio - 0.5).abs() < 1e-9);
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Metadata, Table, key, prefix};
+use super::{Metadata, Table, WriteTx, key, prefix};
 use crate::error::{Error, Result};
 use crate::identifiers;
 use crate::labels::{self, Labels};
@@ -92,13 +92,7 @@ impl Metadata {
     }
 
     pub fn lease_add_resource(&self, ns: &str, id: &str, r: &LeaseResource) -> Result<()> {
-        r.validate()?;
-        self.write(|tx| {
-            if tx.get::<Lease>(LEASES, &key(&[ns, id]))?.is_none() {
-                return Err(Error::NotFound(format!("lease {id}")));
-            }
-            tx.put(LEASE_RESOURCES, &key(&[ns, id, &r.kind, &r.id]), &())
-        })
+        self.write(|tx| tx.lease_add_resource(ns, id, r))
     }
 
     pub fn lease_delete_resource(&self, ns: &str, id: &str, r: &LeaseResource) -> Result<()> {
@@ -129,6 +123,55 @@ impl Metadata {
                 })
                 .collect())
         })
+    }
+}
+
+impl WriteTx {
+    /// Adds a resource to a lease inside a transaction (the lease must exist).
+    pub fn lease_add_resource(&self, ns: &str, id: &str, r: &LeaseResource) -> Result<()> {
+        r.validate()?;
+        if self.get::<Lease>(LEASES, &key(&[ns, id]))?.is_none() {
+            return Err(Error::NotFound(format!("lease {id}")));
+        }
+        self.put(LEASE_RESOURCES, &key(&[ns, id, &r.kind, &r.id]), &())
+    }
+
+    /// Removes a resource from a lease inside a transaction; a missing lease or
+    /// resource is not an error.
+    pub fn lease_remove_resource(&self, ns: &str, id: &str, r: &LeaseResource) -> Result<()> {
+        self.remove(LEASE_RESOURCES, &key(&[ns, id, &r.kind, &r.id]))?;
+        Ok(())
+    }
+
+    /// Every lease of every namespace, as `(ns, lease)`.
+    pub fn all_leases(&self) -> Result<Vec<(String, Lease)>> {
+        Ok(self
+            .scan::<Lease>(LEASES, "")?
+            .into_iter()
+            .filter_map(|(k, l)| Some((k.split_once('\0')?.0.to_string(), l)))
+            .collect())
+    }
+
+    /// The resources a lease holds.
+    pub fn lease_resources_of(&self, ns: &str, id: &str) -> Result<Vec<LeaseResource>> {
+        let rows = self.scan::<()>(LEASE_RESOURCES, &prefix(&[ns, id]))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(rest, ())| {
+                let (kind, id) = rest.split_once('\0')?;
+                Some(LeaseResource {
+                    kind: kind.to_string(),
+                    id: id.to_string(),
+                })
+            })
+            .collect())
+    }
+
+    /// Removes a lease and its resource list; true if it existed.
+    pub fn lease_remove(&self, ns: &str, id: &str) -> Result<bool> {
+        let existed = self.remove(LEASES, &key(&[ns, id]))?;
+        self.remove_prefix(LEASE_RESOURCES, &prefix(&[ns, id]))?;
+        Ok(existed)
     }
 }
 

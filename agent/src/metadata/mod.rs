@@ -1,9 +1,11 @@
 //! berthd's metadata: one embedded, ACID redb database (`<root>/meta.redb`) holding
-//! namespaces, leases, images, containers, content labels and every other record the
+//! namespaces, leases, images, containers, content records and every other record the
 //! daemon owns. Records are JSON values under string keys; namespaced keys start with
 //! the namespace name and a NUL separator (never part of an identifier).
 
 pub mod bytes;
+mod content;
+mod images;
 mod leases;
 mod namespaces;
 mod store;
@@ -13,6 +15,8 @@ use std::path::Path;
 use redb::ReadableDatabase as _;
 
 pub use self::bytes::AnyRecord;
+pub use content::{BlobRecord, IngestRecord};
+pub use images::Image;
 pub use leases::{Lease, LeaseResource};
 pub use namespaces::Namespace;
 pub use store::{ReadTx, Table, WriteTx, key, prefix};
@@ -24,6 +28,8 @@ use crate::error::Result;
 pub(crate) const NAMESPACED: &[(&str, Table)] = &[
     ("leases", leases::LEASES),
     ("containers", crate::containers::CONTAINERS),
+    ("content", content::CONTENT),
+    ("images", images::IMAGES),
 ];
 
 const SYSTEM: Table = Table::new("system");
@@ -45,6 +51,7 @@ impl Metadata {
                 tx.create(*t)?;
             }
             tx.create(leases::LEASE_RESOURCES)?;
+            tx.create(content::INGESTS)?;
             Ok(())
         })?;
         Ok(md)

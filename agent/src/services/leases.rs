@@ -70,7 +70,15 @@ impl leases_server::Leases for Leases {
 
     async fn delete(&self, req: Request<DeleteRequest>) -> Result<Response<()>, Status> {
         let ns = namespace(&req)?;
-        self.core.metadata.lease_delete(&ns, &req.into_inner().id)?;
+        let req = req.into_inner();
+        self.core.metadata.lease_delete(&ns, &req.id)?;
+        // What only the lease held is garbage now: collect it before answering when
+        // asked to, else soon.
+        if req.sync {
+            self.core.gc.collect().await?;
+        } else {
+            self.core.gc.trigger().schedule();
+        }
         Ok(Response::new(()))
     }
 

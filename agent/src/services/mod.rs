@@ -2,8 +2,10 @@
 //! delegating to the core, and converting back. No logic lives here.
 
 mod containers;
+mod content;
 mod convert;
 mod events;
+mod images;
 mod introspection;
 mod leases;
 mod namespaces;
@@ -58,11 +60,11 @@ pub fn router(core: Arc<Core>) -> Router {
         .add_service(svc!(SystemServer, system::System::new(core.clone())))
         .add_service(svc!(
             cs::content::v1::content_server::ContentServer,
-            unimplemented::Content
+            content::Content::new(core.clone())
         ))
         .add_service(svc!(
             cs::images::v1::images_server::ImagesServer,
-            unimplemented::Images
+            images::Images::new(core.clone())
         ))
         .add_service(svc!(
             cs::snapshots::v1::snapshots_server::SnapshotsServer,
@@ -97,7 +99,6 @@ pub(crate) fn namespace<T>(req: &Request<T>) -> Result<String, Status> {
 }
 
 /// The lease of a call, from the `containerd-lease` metadata key, if any.
-#[allow(dead_code)] // used by the content, snapshot and container services
 pub(crate) fn lease<T>(req: &Request<T>) -> Option<String> {
     req.metadata()
         .get(berth_api::LEASE_HEADER)

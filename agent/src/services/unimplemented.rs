@@ -3,16 +3,10 @@
 
 use berth_api::containerd::services as cs;
 
-pub struct Content;
-pub struct Images;
 pub struct Snapshots;
 pub struct Diff;
 pub struct Tasks;
 
-#[tonic::async_trait]
-impl cs::content::v1::content_server::Content for Content {}
-#[tonic::async_trait]
-impl cs::images::v1::images_server::Images for Images {}
 #[tonic::async_trait]
 impl cs::snapshots::v1::snapshots_server::Snapshots for Snapshots {}
 #[tonic::async_trait]

@@ -27,7 +27,12 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let cv = tokio::task::spawn_blocking(move || time_version(c)).await?;
-    rows.push(Row::timing("ctr version (client round trip)", &bv, &cv, None));
+    rows.push(Row::timing(
+        "ctr version (client round trip)",
+        &bv,
+        &cv,
+        None,
+    ));
 
     // Idle daemon memory.
     let rss = |pid: Option<u32>| -> f64 {
@@ -36,12 +41,23 @@ async fn main() -> anyhow::Result<()> {
             .ok()
             .and_then(|s| {
                 s.lines().find_map(|l| {
-                    l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok()
+                    l.strip_prefix("VmRSS:")?
+                        .trim()
+                        .strip_suffix("kB")?
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
                 })
             })
             .map_or(0.0, |kb| kb / 1024.0)
     };
-    rows.push(Row::quantity("daemon RSS, idle", "MiB", rss(berth.pid()), rss(reference.pid()), None));
+    rows.push(Row::quantity(
+        "daemon RSS, idle",
+        "MiB",
+        rss(berth.pid()),
+        rss(reference.pid()),
+        None,
+    ));
 
     println!();
     bench::print(&rows);
