@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::Config;
-use crate::containers::Containers;
+use crate::containers::{Containers, ContainersGc};
 use crate::content::{ContentGc, ContentStore};
+use crate::diff::Differ;
 use crate::error::Result;
 use crate::events::Exchange;
 use crate::gc::{Collector, LeasesGc, Trigger};
@@ -13,6 +14,7 @@ use crate::images::{Images, ImagesGc};
 use crate::metadata::Metadata;
 use crate::namespaces::Namespaces;
 use crate::plugins::{self, Plugin};
+use crate::snapshots::{Snapshots, SnapshotsGc};
 
 /// Everything the services reach.
 pub struct Core {
@@ -23,6 +25,8 @@ pub struct Core {
     pub containers: Containers,
     pub content: Arc<ContentStore>,
     pub images: Images,
+    pub snapshots: Snapshots,
+    pub differ: Differ,
     /// Garbage collection; later subsystems register their participants here.
     pub gc: Arc<Collector>,
     pub plugins: Vec<Plugin>,
@@ -41,7 +45,11 @@ impl Core {
         let trigger = Trigger::default();
         let gc = Collector::new(metadata.clone(), config.gc.clone(), trigger.clone());
         let content = ContentStore::open(&config.root, metadata.clone(), events.clone(), trigger)?;
+        let snapshots = Snapshots::open(&config.root, metadata.clone(), events.clone())?;
+        let differ = Differ::new(content.clone(), config.root.join("tmp"), None);
         gc.register(Arc::new(LeasesGc));
+        gc.register(Arc::new(ContainersGc));
+        gc.register(Arc::new(SnapshotsGc::new(snapshots.clone())));
         gc.register(Arc::new(ImagesGc));
         gc.register(Arc::new(ContentGc::new(
             content.clone(),
@@ -53,6 +61,8 @@ impl Core {
             images: Images::new(metadata.clone(), events.clone(), gc.clone()),
             plugins: plugins::registry(&config.root),
             content,
+            snapshots,
+            differ,
             gc,
             metadata,
             events,

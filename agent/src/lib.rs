@@ -5,6 +5,7 @@ pub mod config;
 pub mod content;
 pub mod core;
 pub mod daemon;
+pub mod diff;
 pub mod distribution;
 pub mod error;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod namespaces;
 pub mod observability;
 pub mod plugins;
 pub mod services;
+pub mod snapshots;
 
 /// berth's version, as reported by the Version service.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -66,15 +66,12 @@ pub fn registry(root: &std::path::Path) -> Vec<Plugin> {
     vec![
         Plugin::new("io.containerd.content.v1", "content")
             .export("root", root.join("content").display().to_string()),
-        Plugin::new("io.containerd.snapshotter.v1", "overlayfs")
-            .export(
-                "root",
-                root.join("snapshots/overlayfs").display().to_string(),
-            )
-            .unavailable(NOT_YET),
+        Plugin::new("io.containerd.snapshotter.v1", "overlayfs").export(
+            "root",
+            root.join("snapshots/overlayfs").display().to_string(),
+        ),
         Plugin::new("io.containerd.snapshotter.v1", "native")
-            .export("root", root.join("snapshots/native").display().to_string())
-            .unavailable(NOT_YET),
+            .export("root", root.join("snapshots/native").display().to_string()),
         Plugin::new("io.containerd.metadata.v1", "redb")
             .export("path", root.join("meta.redb").display().to_string()),
         Plugin::new("io.containerd.event.v1", "exchange"),
@@ -92,15 +89,9 @@ pub fn registry(root: &std::path::Path) -> Vec<Plugin> {
         Plugin::new(grpc, "events").requires(&["io.containerd.event.v1"]),
         Plugin::new(grpc, "content").requires(&[service]),
         Plugin::new(grpc, "images").requires(&[service]),
-        Plugin::new(grpc, "snapshots")
-            .requires(&[service])
-            .unavailable(NOT_YET),
-        Plugin::new(grpc, "diff")
-            .requires(&[service])
-            .unavailable(NOT_YET),
-        Plugin::new(grpc, "containers")
-            .requires(&[service])
-            .unavailable(NOT_YET),
+        Plugin::new(grpc, "snapshots").requires(&[service]),
+        Plugin::new(grpc, "diff").requires(&[service]),
+        Plugin::new(grpc, "containers").requires(&[service]),
         Plugin::new(grpc, "tasks")
             .requires(&[service])
             .unavailable(NOT_YET),

@@ -1,6 +1,8 @@
 //! Container records: what to run (the OCI spec, stored verbatim), from which image and
 //! snapshot, with which runtime. Records only; running them is the tasks subsystem.
 
+mod gc;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -13,6 +15,8 @@ use crate::filters::{Adaptor, Filter, label_field};
 use crate::identifiers;
 use crate::labels::{self, Labels};
 use crate::metadata::{AnyRecord, Metadata, Table, key, prefix};
+
+pub use gc::ContainersGc;
 
 pub(crate) const CONTAINERS: Table = Table::new("containers");
 

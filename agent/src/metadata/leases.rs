@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{Metadata, Table, WriteTx, key, prefix};
 use crate::error::{Error, Result};
-use crate::identifiers;
 use crate::labels::{self, Labels};
 
 pub(super) const LEASES: Table = Table::new("leases");
@@ -58,7 +57,7 @@ impl Metadata {
         } else {
             id.to_string()
         };
-        identifiers::validate("lease", &id)?;
+        validate_id(&id)?;
         labels::validate(&labels)?;
         let lease = Lease {
             id,
@@ -173,6 +172,17 @@ impl WriteTx {
         self.remove_prefix(LEASE_RESOURCES, &prefix(&[ns, id]))?;
         Ok(existed)
     }
+}
+
+/// Lease ids are free-form (ctr uses a mount point path as one), but not empty, not
+/// absurdly long, and free of NUL (berth's key separator).
+fn validate_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 4096 || id.contains('\0') {
+        return Err(Error::InvalidArgument(format!(
+            "lease id {id:?} must be 1 to 4096 bytes without NUL"
+        )));
+    }
+    Ok(())
 }
 
 /// A lease id in containerd's style: `<unix nanos>-<random>`.

@@ -49,3 +49,26 @@ pub fn descriptor_out(d: crate::content::Descriptor) -> berth_api::containerd::t
         annotations: labels_out(d.annotations),
     }
 }
+
+/// Wire mounts to the snapshotter's.
+pub fn mounts_in(m: Vec<berth_api::containerd::types::Mount>) -> Vec<berth_snapshotter::Mount> {
+    m.into_iter()
+        .map(|m| berth_snapshotter::Mount {
+            kind: m.r#type,
+            source: m.source,
+            options: m.options,
+        })
+        .collect()
+}
+
+/// Snapshotter mounts to the wire's.
+pub fn mounts_out(m: Vec<berth_snapshotter::Mount>) -> Vec<berth_api::containerd::types::Mount> {
+    m.into_iter()
+        .map(|m| berth_api::containerd::types::Mount {
+            r#type: m.kind,
+            source: m.source,
+            target: String::new(),
+            options: m.options,
+        })
+        .collect()
+}

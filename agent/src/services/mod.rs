@@ -4,11 +4,13 @@
 mod containers;
 mod content;
 mod convert;
+mod diff;
 mod events;
 mod images;
 mod introspection;
 mod leases;
 mod namespaces;
+mod snapshots;
 mod system;
 mod unimplemented;
 mod version;
@@ -68,11 +70,11 @@ pub fn router(core: Arc<Core>) -> Router {
         ))
         .add_service(svc!(
             cs::snapshots::v1::snapshots_server::SnapshotsServer,
-            unimplemented::Snapshots
+            snapshots::Snapshots::new(core.clone())
         ))
         .add_service(svc!(
             cs::diff::v1::diff_server::DiffServer,
-            unimplemented::Diff
+            diff::Diff::new(core.clone())
         ))
         .add_service(svc!(
             cs::containers::v1::containers_server::ContainersServer,
