@@ -13,7 +13,8 @@ pub const SPEC: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 /// OCI process, JSON encoded (`ExecProcessRequest.spec`).
 pub const PROCESS: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 /// OCI Linux resources, JSON encoded (`UpdateTaskRequest.resources`).
-pub const LINUX_RESOURCES: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+pub const LINUX_RESOURCES: &str =
+    "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 /// runc v2 shim options (protobuf).
 pub const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
 /// Exec process details in `ProcessInfo.info` (protobuf).
@@ -52,22 +53,33 @@ pub fn type_url<M: prost::Name>() -> String {
 
 /// Packs a protobuf message under its bare full name.
 pub fn pack<M: prost::Name>(msg: &M) -> Any {
-    Any { type_url: M::full_name(), value: msg.encode_to_vec() }
+    Any {
+        type_url: M::full_name(),
+        value: msg.encode_to_vec(),
+    }
 }
 
 /// Packs already-encoded bytes (JSON or protobuf) under a given type URL.
 pub fn pack_raw(type_url: &str, value: Vec<u8>) -> Any {
-    Any { type_url: type_url.to_string(), value }
+    Any {
+        type_url: type_url.to_string(),
+        value,
+    }
 }
 
 /// Unpacks a protobuf message, requiring the exact bare type URL.
 pub fn unpack<M: prost::Name + Default>(any: &Any) -> Result<M, AnyError> {
     let expected = M::full_name();
     if any.type_url != expected {
-        return Err(AnyError::TypeMismatch { expected, found: any.type_url.clone() });
+        return Err(AnyError::TypeMismatch {
+            expected,
+            found: any.type_url.clone(),
+        });
     }
-    M::decode(any.value.as_slice())
-        .map_err(|e| AnyError::Decode { type_url: any.type_url.clone(), reason: e.to_string() })
+    M::decode(any.value.as_slice()).map_err(|e| AnyError::Decode {
+        type_url: any.type_url.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// Returns the raw bytes of an `Any` if its type URL is exactly `type_url`.
@@ -88,7 +100,10 @@ mod tests {
 
     #[test]
     fn pack_uses_bare_full_name() {
-        let any = pack(&Options { no_pivot_root: true, ..Default::default() });
+        let any = pack(&Options {
+            no_pivot_root: true,
+            ..Default::default()
+        });
         assert_eq!(any.type_url, RUNC_OPTIONS);
         let back: Options = unpack(&any).unwrap();
         assert!(back.no_pivot_root);
@@ -98,7 +113,10 @@ mod tests {
     fn unpack_rejects_prefixed_url() {
         let mut any = pack(&Options::default());
         any.type_url = format!("/{}", RUNC_OPTIONS);
-        assert!(matches!(unpack::<Options>(&any), Err(AnyError::TypeMismatch { .. })));
+        assert!(matches!(
+            unpack::<Options>(&any),
+            Err(AnyError::TypeMismatch { .. })
+        ));
         any.type_url = format!("type.googleapis.com/{}", RUNC_OPTIONS);
         assert!(unpack::<Options>(&any).is_err());
     }

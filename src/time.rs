@@ -38,7 +38,10 @@ pub fn to_system(ts: Option<&Timestamp>) -> Option<SystemTime> {
 /// Converts a `SystemTime` into a wire timestamp.
 pub fn from_system(t: SystemTime) -> Timestamp {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 },
+        Ok(d) => Timestamp {
+            seconds: d.as_secs() as i64,
+            nanos: d.subsec_nanos() as i32,
+        },
         Err(e) => {
             let d = e.duration();
             let mut seconds = -(d.as_secs() as i64);
@@ -79,7 +82,11 @@ pub fn wire_to_unix_nanos(ts: Option<&Timestamp>) -> Option<i64> {
         return None;
     }
     let t = ts?;
-    Some(t.seconds.saturating_mul(1_000_000_000).saturating_add(i64::from(t.nanos)))
+    Some(
+        t.seconds
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(t.nanos)),
+    )
 }
 
 #[cfg(test)]
@@ -88,10 +95,16 @@ mod tests {
 
     #[test]
     fn go_zero_time_is_unset() {
-        let zero = Timestamp { seconds: GO_ZERO_SECONDS, nanos: 0 };
+        let zero = Timestamp {
+            seconds: GO_ZERO_SECONDS,
+            nanos: 0,
+        };
         assert!(is_unset(Some(&zero)));
         assert!(is_unset(None));
-        assert!(!is_unset(Some(&Timestamp { seconds: 0, nanos: 0 })));
+        assert!(!is_unset(Some(&Timestamp {
+            seconds: 0,
+            nanos: 0
+        })));
         assert_eq!(to_system(Some(&zero)), None);
     }
 
@@ -109,7 +122,13 @@ mod tests {
     fn before_epoch() {
         let t = UNIX_EPOCH - Duration::new(1, 250_000_000);
         let w = from_system(t);
-        assert_eq!(w, Timestamp { seconds: -2, nanos: 750_000_000 });
+        assert_eq!(
+            w,
+            Timestamp {
+                seconds: -2,
+                nanos: 750_000_000
+            }
+        );
         assert_eq!(to_system(Some(&w)), Some(t));
         assert_eq!(from_unix_nanos(to_unix_nanos(t)), w);
     }

@@ -63,7 +63,10 @@ impl Filter {
     /// Whether the object seen through `adaptor` passes.
     pub fn matches(&self, adaptor: &dyn Adaptor) -> bool {
         self.any_of.is_empty()
-            || self.any_of.iter().any(|all| all.iter().all(|s| s.matches(adaptor)))
+            || self
+                .any_of
+                .iter()
+                .any(|all| all.iter().all(|s| s.matches(adaptor)))
     }
 }
 
@@ -87,7 +90,11 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(input: &'a str) -> Self {
-        Parser { input, chars: input.chars().collect(), pos: 0 }
+        Parser {
+            input,
+            chars: input.chars().collect(),
+            pos: 0,
+        }
     }
 
     fn error(&self, msg: &str) -> Error {
@@ -130,7 +137,12 @@ impl<'a> Parser<'a> {
             (Some('!'), Some('=')) => "!=",
             (Some('~'), Some('=')) => "~=",
             (Some('=' | '!' | '~'), _) => return Err(self.error("unknown operator")),
-            _ => return Ok(Selector { path, op: Op::Present }),
+            _ => {
+                return Ok(Selector {
+                    path,
+                    op: Op::Present,
+                });
+            }
         };
         self.pos += 2;
         self.skip_spaces();
@@ -273,7 +285,10 @@ mod tests {
     use super::*;
 
     fn obj(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn check(filters: &[&str], o: &BTreeMap<String, String>) -> bool {
@@ -289,7 +304,11 @@ mod tests {
 
     #[test]
     fn operators() {
-        let o = obj(&[("topic", "/tasks/exit"), ("namespace", "default"), ("labels.a.b", "1")]);
+        let o = obj(&[
+            ("topic", "/tasks/exit"),
+            ("namespace", "default"),
+            ("labels.a.b", "1"),
+        ]);
         assert!(check(&["topic==/tasks/exit"], &o));
         assert!(check(&["topic==\"/tasks/exit\""], &o));
         assert!(!check(&["topic!=/tasks/exit"], &o));
@@ -313,7 +332,15 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_the_filter() {
-        for bad in ["topic==", "==x", "topic=x", "topic==\"open", "a,", "a b", "topic~=\"(\""] {
+        for bad in [
+            "topic==",
+            "==x",
+            "topic=x",
+            "topic==\"open",
+            "a,",
+            "a b",
+            "topic~=\"(\"",
+        ] {
             let err = Filter::parse(bad).unwrap_err();
             assert!(err.to_string().contains("filter"), "{bad}: {err}");
         }
@@ -322,7 +349,10 @@ mod tests {
     #[test]
     fn label_lookup_joins_dots() {
         let labels = obj(&[("io.x", "1")]);
-        let path: Vec<String> = ["labels", "io", "x"].iter().map(|s| s.to_string()).collect();
+        let path: Vec<String> = ["labels", "io", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(label_field(&labels, &path).as_deref(), Some("1"));
     }
 }

@@ -10,7 +10,9 @@ pub const MAX_LENGTH: usize = 76;
 /// Checks an identifier; `what` names the kind of object in the message.
 pub fn validate(what: &str, id: &str) -> Result<()> {
     if id.is_empty() {
-        return Err(Error::InvalidArgument(format!("{what} identifier must not be empty")));
+        return Err(Error::InvalidArgument(format!(
+            "{what} identifier must not be empty"
+        )));
     }
     if id.len() > MAX_LENGTH {
         return Err(Error::InvalidArgument(format!(
@@ -45,14 +47,32 @@ mod tests {
 
     #[test]
     fn accepts_containerd_identifiers() {
-        for ok in ["default", "k8s.io", "a", "a-b_c.d", "A1", "0", "x".repeat(76).as_str()] {
+        for ok in [
+            "default",
+            "k8s.io",
+            "a",
+            "a-b_c.d",
+            "A1",
+            "0",
+            "x".repeat(76).as_str(),
+        ] {
             validate("namespace", ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
     }
 
     #[test]
     fn rejects_bad_identifiers() {
-        for bad in ["", "-a", "a-", "a..b", "a/b", "a b", "é", ".", "x".repeat(77).as_str()] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a..b",
+            "a/b",
+            "a b",
+            "é",
+            ".",
+            "x".repeat(77).as_str(),
+        ] {
             assert!(validate("namespace", bad).is_err(), "{bad:?} accepted");
         }
     }
