@@ -18,10 +18,10 @@ pub fn delete(args: &ShimArgs) -> anyhow::Result<()> {
         &args.id,
     );
     let pid_file = args.bundle.join("init.pid");
-    if let Ok(text) = std::fs::read_to_string(&pid_file) {
-        if let Ok(pid) = text.trim().parse::<i32>() {
-            let _ = crate::sys::process::kill(pid, libc::SIGKILL);
-        }
+    if let Ok(text) = std::fs::read_to_string(&pid_file)
+        && let Ok(pid) = text.trim().parse::<i32>()
+    {
+        let _ = crate::sys::process::kill(pid, libc::SIGKILL);
     }
     let cg = ContainerCgroup::load(&path);
     if cg.exists() {

@@ -139,11 +139,9 @@ impl Shim {
                     }
                 }
             }
-            TOKEN_OOM => {
-                if self.oom.as_mut().is_some_and(OomWatch::fired) {
-                    tracing::info!("oom kill in the container's cgroup");
-                    self.emit(pb::event::Kind::Oom(pb::Oom {}));
-                }
+            TOKEN_OOM if self.oom.as_mut().is_some_and(OomWatch::fired) => {
+                tracing::info!("oom kill in the container's cgroup");
+                self.emit(pb::event::Kind::Oom(pb::Oom {}));
             }
             t if t >> KIND_SHIFT == KIND_CONN => {
                 let id = (t & 0xffff_ffff) as u32;
@@ -256,10 +254,10 @@ impl Shim {
             }
         }
         for f in frames {
-            if let FrameBody::Request { method, payload } = f.body {
-                if let Some(reply) = crate::service::handle(self, id, f.id, &method, &payload) {
-                    self.send(id, &reply);
-                }
+            if let FrameBody::Request { method, payload } = f.body
+                && let Some(reply) = crate::service::handle(self, id, f.id, &method, &payload)
+            {
+                self.send(id, &reply);
             }
         }
         if closed {
@@ -374,10 +372,10 @@ impl Shim {
     /// The init process is gone: without a pid namespace its other processes are not
     /// killed by the kernel, so kill them.
     fn on_init_exit(&mut self) {
-        if let Some(c) = &self.container {
-            if !c.ns.pid {
-                c.cgroup.signal_all(libc::SIGKILL);
-            }
+        if let Some(c) = &self.container
+            && !c.ns.pid
+        {
+            c.cgroup.signal_all(libc::SIGKILL);
         }
     }
 

@@ -465,10 +465,10 @@ fn shutdown(shim: &mut Shim, force: bool) -> Result<Answer> {
         discard(shim, s);
     }
     shim.unwatch_oom();
-    if let Some(mut c) = shim.container.take() {
-        if let Err(e) = c.destroy(&shim.sys) {
-            tracing::warn!(error = %e, "cleanup at shutdown");
-        }
+    if let Some(mut c) = shim.container.take()
+        && let Err(e) = c.destroy(&shim.sys)
+    {
+        tracing::warn!(error = %e, "cleanup at shutdown");
     }
     shim.exiting = true;
     now(pb::ShutdownResponse {})

@@ -128,10 +128,11 @@ impl LogWriter {
         if bytes.is_empty() {
             return;
         }
-        if let Some(max) = self.rotation.max_size {
-            if self.size > 0 && self.size + bytes.len() as u64 > max {
-                self.rotate();
-            }
+        if let Some(max) = self.rotation.max_size
+            && self.size > 0
+            && self.size + bytes.len() as u64 > max
+        {
+            self.rotate();
         }
         match self.file.write_all(bytes) {
             Ok(()) => self.size += bytes.len() as u64,

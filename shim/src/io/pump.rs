@@ -112,11 +112,11 @@ impl Pump {
     }
 
     fn close_src(&mut self, poller: &Poller, log: Option<&mut LogWriter>) {
-        if let Some(src) = self.src.take() {
-            if self.src_watched {
-                poller.remove(src.as_fd());
-                self.src_watched = false;
-            }
+        if let Some(src) = self.src.take()
+            && self.src_watched
+        {
+            poller.remove(src.as_fd());
+            self.src_watched = false;
         }
         if let (Some(log), Some(stream)) = (log, self.role.stream()) {
             log.flush_partial(stream);
@@ -124,11 +124,11 @@ impl Pump {
     }
 
     fn close_dst(&mut self, poller: &Poller) {
-        if let Some(dst) = self.dst.take() {
-            if self.dst_watched {
-                poller.remove(dst.as_fd());
-                self.dst_watched = false;
-            }
+        if let Some(dst) = self.dst.take()
+            && self.dst_watched
+        {
+            poller.remove(dst.as_fd());
+            self.dst_watched = false;
         }
         self.keep = None;
         self.pending = Vec::new();

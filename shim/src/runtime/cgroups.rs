@@ -224,11 +224,11 @@ impl ContainerCgroup {
             cg,
             path: path.to_string(),
         };
-        if let Some(r) = resources {
-            if let Err(e) = this.update(r) {
-                let _ = this.delete();
-                return Err(e);
-            }
+        if let Some(r) = resources
+            && let Err(e) = this.update(r)
+        {
+            let _ = this.delete();
+            return Err(e);
         }
         Ok(this)
     }

@@ -126,17 +126,17 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
         let (master, slave, _) = open_terminal(sys, Path::new("/"))?;
         pty = Some((master, slave));
     }
-    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        if cfg.ns.new_uts {
-            sys.sethostname(h)
-                .map_err(|e| Error::sys("sethostname", h, e))?;
-        }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty())
+        && cfg.ns.new_uts
+    {
+        sys.sethostname(h)
+            .map_err(|e| Error::sys("sethostname", h, e))?;
     }
-    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        if cfg.ns.new_uts {
-            sys.setdomainname(d)
-                .map_err(|e| Error::sys("setdomainname", d, e))?;
-        }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty())
+        && cfg.ns.new_uts
+    {
+        sys.setdomainname(d)
+            .map_err(|e| Error::sys("setdomainname", d, e))?;
     }
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
         for (k, v) in sysctl {
