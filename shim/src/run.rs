@@ -28,16 +28,28 @@ fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
 
 /// Serves the task API on `socket`; `ready` (from `start`) gets "ok" once listening.
 pub fn serve(args: &ShimArgs, socket: &Path, ready: Option<OwnedFd>) -> anyhow::Result<()> {
-    let listener = bind(socket)?;
-    let ident = Identity {
-        id: args.id.clone(),
-        namespace: args.namespace.clone(),
-        bundle: args.bundle.clone(),
-        socket: socket.to_path_buf(),
+    let setup = || -> anyhow::Result<Shim> {
+        let listener = bind(socket)?;
+        let ident = Identity {
+            id: args.id.clone(),
+            namespace: args.namespace.clone(),
+            bundle: args.bundle.clone(),
+            socket: socket.to_path_buf(),
+        };
+        Shim::new(ident, listener).context("set up event loop")
     };
-    let mut shim = Shim::new(ident, listener).context("set up event loop")?;
+    let answer = |r: &OwnedFd, text: &[u8]| fd::write_all(std::os::fd::AsFd::as_fd(r), text);
+    let mut shim = match setup() {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(r) = &ready {
+                let _ = answer(r, format!("error: {e:#}").as_bytes());
+            }
+            return Err(e);
+        }
+    };
     if let Some(r) = ready {
-        fd::write_all(std::os::fd::AsFd::as_fd(&r), b"ok").context("signal readiness")?;
+        answer(&r, b"ok").context("signal readiness")?;
     }
     tracing::info!(id = %args.id, socket = %socket.display(), "shim serving");
     let res = shim.run();

@@ -69,13 +69,6 @@ fn daemon(args: &ShimArgs, socket: &Path, ready: OwnedFd) -> anyhow::Result<()> 
         return Err(e);
     }
     crate::observability::init(&args.log_level);
-    // `serve` signals readiness once it listens; report its early failures here.
-    let dup = ready.try_clone().context("dup readiness pipe")?;
-    match crate::run::serve(args, socket, Some(dup)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            fail(&ready, &e);
-            Err(e)
-        }
-    }
+    // `serve` reports readiness, or its failure before it, on `ready` and closes it.
+    crate::run::serve(args, socket, Some(ready))
 }
