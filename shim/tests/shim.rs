@@ -403,8 +403,8 @@ async fn client_gone_then_reconnect() {
         c.state("").await.unwrap().status,
         pb::Status::Running as i32
     );
-    c.kill("", 15, false).await.unwrap();
-    assert_eq!(c.wait("").await.unwrap().exit_status, 143);
+    c.kill("", 9, false).await.unwrap();
+    assert_eq!(c.wait("").await.unwrap().exit_status, 137);
     c.delete("").await.unwrap();
     assert!(f.wait_shim_exit().await);
     f.assert_clean();

@@ -46,8 +46,8 @@ pub fn setup(sys: &dyn Syscalls, cfg: &ExecConfig<'_>) -> Result<ChildReady> {
             (Stdio::Terminal(raw), Some(master), Some(slave))
         }
     };
-    process::setup_stdio(sys, stdio)?;
     let prepared = process::prepare(sys, cfg.process)?;
+    process::setup_stdio(sys, stdio)?;
     Ok(ChildReady {
         prepared,
         pty_master: master,

@@ -151,8 +151,10 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
         (ChildStdio::Terminal, Some((_, slave))) => Stdio::Terminal(crate::sys::linux::raw(slave)),
         (ChildStdio::Terminal, None) => unreachable!("a terminal was opened above"),
     };
-    process::setup_stdio(sys, stdio)?;
+    // Process settings first: what they log must reach the shim's log, not the
+    // container's stderr.
     let prepared = process::prepare(sys, process)?;
+    process::setup_stdio(sys, stdio)?;
     Ok(ChildReady {
         prepared,
         pty_master: pty.map(|(m, _)| m),
@@ -226,10 +228,10 @@ mod tests {
         assert!(pos("symlink /b/rootfs/dev/ptmx") < pos("pivot_root"));
         assert!(pos("pivot_root") < pos("sethostname box"));
         assert!(pos("write_file /proc/sys/net/ipv4/ip_forward 1") > pos("pivot_root"));
-        assert!(pos("setsid") < pos("dup_onto 5 0"));
-        assert!(pos("dup_onto 7 2") < pos("setrlimit"));
         assert!(pos("setrlimit") < pos("setuid 0"));
         assert!(pos("setuid 0") < pos("chdir /"));
+        assert!(pos("chdir /") < pos("setsid"));
+        assert!(pos("setsid") < pos("dup_onto 5 0"));
         // Read-only root after the pivot.
         let ro = calls.iter().rposition(|c| c.contains("MS_RDONLY")).unwrap();
         assert!(ro > pos("pivot_root"));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::runtime::process::{self, Prepared};
-use crate::sys::process::{Forked, clone_process, exit_now, reap, with_pid_ns_for_children};
+use crate::sys::process::{Forked, clone_in_pid_ns, clone_process, exit_now, reap};
 use crate::sys::socket::Channel;
 use crate::sys::{CloneFlags, Syscalls};
 
@@ -51,8 +51,7 @@ pub fn spawn(
 ) -> Result<Created> {
     let (ours, theirs) = Channel::pair().map_err(|e| Error::sys("socketpair", "-", e))?;
     let forked = match pid_ns {
-        Some(ns) => with_pid_ns_for_children(ns, || clone_process(flags))
-            .map_err(|e| Error::sys("enter pid namespace", "-", e))?,
+        Some(ns) => clone_in_pid_ns(ns, flags),
         None => clone_process(flags),
     }
     .map_err(|e| Error::sys("clone", "-", e))?;

@@ -74,6 +74,7 @@ impl Container {
         if ns.user {
             tracing::debug!("user namespace ignored: comes with the hardening work");
         }
+        hardening::report_ignored(Some(&spec), spec.process().as_ref());
         let rootfs = rootfs_path(bundle, &spec);
         if !rootfs_mounts.is_empty() {
             std::fs::create_dir_all(&rootfs).map_err(|e| Error::io("create", &rootfs, e))?;
@@ -167,6 +168,7 @@ impl Container {
         } else {
             None
         };
+        hardening::report_ignored(None, Some(process));
         let raw: Vec<(RawFd, CloneFlags)> = fds.iter().map(|(f, c)| (f.as_raw_fd(), *c)).collect();
         let procs = self.cgroup.procs_files();
         let cfg = exec::ExecConfig {

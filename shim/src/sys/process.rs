@@ -140,12 +140,21 @@ pub fn open_ns(path: &Path) -> SysResult<OwnedFd> {
     nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
 }
 
-/// Runs `f` with future children of this process created in the pid namespace `ns`,
-/// then restores this process's own pid namespace for its children.
-pub fn with_pid_ns_for_children<T>(ns: &OwnedFd, f: impl FnOnce() -> T) -> SysResult<T> {
+/// [`clone_process`] with the child created in the pid namespace `ns`: the shim enters
+/// `ns` for its children, clones, and (in the parent only) goes back to its own.
+pub fn clone_in_pid_ns(ns: &OwnedFd, flags: CloneFlags) -> SysResult<Forked> {
     let own = open_ns(Path::new("/proc/self/ns/pid"))?;
     nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWPID)?;
-    let out = f();
-    nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID)?;
-    Ok(out)
+    let forked = clone_process(flags);
+    if matches!(forked, Ok(Forked::Child)) {
+        return forked;
+    }
+    let restored = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
+    let forked = forked?;
+    if let Err(e) = restored {
+        // Children would land in the container's pid namespace from now on.
+        tracing::error!(error = %e, "cannot return to the shim's pid namespace");
+        return Err(e);
+    }
+    Ok(forked)
 }

@@ -235,13 +235,13 @@ pub fn cgroup_roots() -> Vec<PathBuf> {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        if let Some(pid) = self.shim_pid {
-            if self.shim_alive() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+        if let Some(pid) = self.shim_pid
+            && self.shim_alive()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         let _ = std::process::Command::new(env!("CARGO_BIN_EXE_berth-shim"))
             .args(["delete", "--id", &self.id, "--namespace", "test"])
