@@ -10,6 +10,7 @@
 pub mod any;
 pub mod client;
 pub mod reflect;
+pub mod shim;
 pub mod time;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]

@@ -1,0 +1,129 @@
+//! Parent side of process creation: clone a child that builds the container process
+//! up to the point of exec and reports over a [`Channel`]; Start tells it to exec.
+//!
+//! Child -> shim: `ready` (with the pty master when there is a terminal) or
+//! `error:<message>`. Shim -> child: `start`. After `start`, end of file on the channel
+//! (its end is close-on-exec) means the exec succeeded; `error:<message>` means it failed.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::runtime::process::{self, Prepared};
+use crate::sys::process::{Forked, clone_in_pid_ns, clone_process, exit_now, reap};
+use crate::sys::socket::Channel;
+use crate::sys::{CloneFlags, Syscalls};
+
+const READY: &[u8] = b"ready";
+const START: &[u8] = b"start";
+const ERROR: &[u8] = b"error:";
+
+/// How long setup in the child may take before Create gives up.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long exec may take after Start.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the child has when it is ready.
+pub struct ChildReady {
+    /// The exec to perform.
+    pub prepared: Prepared,
+    /// The pty master, for a terminal.
+    pub pty_master: Option<OwnedFd>,
+}
+
+/// A child ready to exec, waiting for Start.
+pub struct Created {
+    /// Its pid (in the shim's pid namespace).
+    pub pid: i32,
+    /// The pty master, for a terminal.
+    pub pty_master: Option<OwnedFd>,
+    chan: Channel,
+}
+
+/// Clones a child with `flags` (in the pid namespace `pid_ns` when given) that runs
+/// `setup`, and waits until it is ready.
+pub fn spawn(
+    sys: &dyn Syscalls,
+    flags: CloneFlags,
+    pid_ns: Option<&OwnedFd>,
+    setup: impl FnOnce(&dyn Syscalls) -> Result<ChildReady>,
+) -> Result<Created> {
+    let (ours, theirs) = Channel::pair().map_err(|e| Error::sys("socketpair", "-", e))?;
+    let forked = match pid_ns {
+        Some(ns) => clone_in_pid_ns(ns, flags),
+        None => clone_process(flags),
+    }
+    .map_err(|e| Error::sys("clone", "-", e))?;
+    let pid = match forked {
+        Forked::Child => {
+            drop(ours);
+            child_main(sys, &theirs, setup)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(theirs);
+    let msg = match ours.recv(Some(SETUP_TIMEOUT)) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = crate::sys::process::kill(pid, libc::SIGKILL);
+            let _ = reap(pid);
+            return Err(Error::sys("wait for container process", "-", e));
+        }
+    };
+    if msg.data == READY {
+        return Ok(Created {
+            pid,
+            pty_master: msg.fd,
+            chan: ours,
+        });
+    }
+    let status = reap(pid).map(|r| r.status).unwrap_or(0);
+    Err(Error::Child(match msg.data.strip_prefix(ERROR) {
+        Some(text) => String::from_utf8_lossy(text).into_owned(),
+        None => format!("container process exited during setup (status {status})"),
+    }))
+}
+
+fn child_main(
+    sys: &dyn Syscalls,
+    chan: &Channel,
+    setup: impl FnOnce(&dyn Syscalls) -> Result<ChildReady>,
+) -> ! {
+    let ready = match setup(sys) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = chan.send(&[ERROR, e.to_string().as_bytes()].concat(), None);
+            exit_now(1);
+        }
+    };
+    let fd = ready.pty_master.as_ref().map(crate::sys::linux::raw);
+    if chan.send(READY, fd).is_err() {
+        exit_now(1);
+    }
+    drop(ready.pty_master);
+    match chan.recv(None) {
+        Ok(m) if m.data == START => {}
+        _ => exit_now(1),
+    }
+    let err = process::exec(sys, &ready.prepared);
+    let _ = chan.send(&[ERROR, err.to_string().as_bytes()].concat(), None);
+    exit_now(127)
+}
+
+impl Created {
+    /// Lets the child exec and waits until it did. On failure the child exits with 127.
+    pub fn start(self) -> Result<i32> {
+        self.chan
+            .send(START, None)
+            .map_err(|e| Error::sys("start container process", Path::new("-"), e))?;
+        let msg = self
+            .chan
+            .recv(Some(EXEC_TIMEOUT))
+            .map_err(|e| Error::sys("wait for exec", Path::new("-"), e))?;
+        match msg.data.strip_prefix(ERROR) {
+            Some(text) => Err(Error::Child(String::from_utf8_lossy(text).into_owned())),
+            None => Ok(self.pid),
+        }
+    }
+}

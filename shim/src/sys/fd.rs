@@ -1,0 +1,169 @@
+//! Descriptors: pipes, FIFOs, /dev/null, non-blocking reads and writes, close-on-exec.
+//! Every descriptor the shim opens is close-on-exec.
+
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+
+use super::{Errno, SysResult};
+
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC)
+}
+
+/// Sets or clears O_NONBLOCK.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> SysResult<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    let flags = if on {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags - OFlag::O_NONBLOCK
+    };
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map(drop)
+}
+
+/// Opens `path` with extra open flags, always close-on-exec.
+pub fn open(path: &Path, read: bool, write: bool, flags: i32) -> std::io::Result<OwnedFd> {
+    OpenOptions::new()
+        .read(read)
+        .write(write)
+        .custom_flags(libc::O_CLOEXEC | flags)
+        .open(path)
+        .map(OwnedFd::from)
+}
+
+/// /dev/null for reading and writing.
+pub fn dev_null() -> std::io::Result<OwnedFd> {
+    open(Path::new("/dev/null"), true, true, 0)
+}
+
+/// Opens a client FIFO for reading without waiting for a writer.
+pub fn open_fifo_reader(path: &Path) -> std::io::Result<OwnedFd> {
+    open(path, true, false, libc::O_NONBLOCK)
+}
+
+/// Opens a client FIFO for writing without waiting for its client: first a read handle
+/// (kept, so writes never fail for lack of a reader), then the non-blocking write handle.
+/// Returns (write, read).
+pub fn open_fifo_writer(path: &Path) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let keep = open(path, true, false, libc::O_NONBLOCK)?;
+    let write = open(path, false, true, libc::O_NONBLOCK)?;
+    Ok((write, keep))
+}
+
+/// Outcome of a non-blocking read or write.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Io {
+    /// This many bytes moved.
+    Done(usize),
+    /// End of file (read) or peer gone (write: EPIPE).
+    Closed,
+    /// Nothing can move now.
+    WouldBlock,
+}
+
+/// read(2) that maps EAGAIN to [`Io::WouldBlock`] and 0 or EIO (pty master whose
+/// slave is closed) to [`Io::Closed`], retrying EINTR.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> SysResult<Io> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(0) => return Ok(Io::Closed),
+            Ok(n) => return Ok(Io::Done(n)),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),
+            Err(Errno::EIO) => return Ok(Io::Closed),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// write(2) that maps EAGAIN to [`Io::WouldBlock`] and EPIPE to [`Io::Closed`].
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> SysResult<Io> {
+    loop {
+        match nix::unistd::write(fd, buf) {
+            Ok(n) => return Ok(Io::Done(n)),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Ok(Io::WouldBlock),
+            Err(Errno::EPIPE) => return Ok(Io::Closed),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes all of `buf` to a blocking descriptor.
+pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> SysResult<()> {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Marks every descriptor from `first` on close-on-exec with close_range(2), or by
+/// walking /proc/self/fd on kernels without it.
+pub fn cloexec_from(first: RawFd) -> SysResult<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    let first = libc::c_uint::try_from(first).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: close_range only changes descriptor flags; no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|_| Errno::EBADF)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds.into_iter().filter(|fd| *fd >= first as RawFd) {
+        // SAFETY: F_SETFD on a descriptor number; an already-closed one fails harmlessly.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// Closes every descriptor from `first` on except those in `keep` (the daemonizing shim
+/// drops what its parent left open).
+pub fn close_from_except(first: RawFd, keep: &[RawFd]) {
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        if fd >= first && !keep.contains(&fd) {
+            // SAFETY: closes a descriptor inherited from the parent that nothing in this
+            // process owns (called first thing in the daemon, before any OwnedFd exists
+            // apart from those in `keep`). The directory iterator's own fd may be in the
+            // list; it is already closed, and close fails harmlessly.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Points descriptors 0, 1 and 2 at `fd` (the daemon's stdio).
+pub fn redirect_stdio(stdin: BorrowedFd<'_>, out: BorrowedFd<'_>) -> SysResult<()> {
+    for (src, target) in [
+        (stdin.as_raw_fd(), 0),
+        (out.as_raw_fd(), 1),
+        (out.as_raw_fd(), 2),
+    ] {
+        // SAFETY: dup2 onto the standard descriptors, which this process means to replace.
+        let rc = unsafe { libc::dup2(src, target) };
+        Errno::result(rc)?;
+    }
+    Ok(())
+}
