@@ -30,6 +30,7 @@ pub struct Config {
     pub log: LogConfig,
     pub registry: RegistryConfig,
     pub gc: GcConfig,
+    pub runtime: RuntimeConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +101,16 @@ impl Default for RegistryConfig {
             hosts: BTreeMap::new(),
         }
     }
+}
+
+/// How containers run (`[runtime]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// The `berth-shim` binary; empty: the one next to berthd, else from `PATH`.
+    pub shim: String,
+    /// Log level of the shims (their logs go to `<bundle>/shim.log`); empty: berthd's.
+    pub shim_log_level: String,
 }
 
 /// Garbage collection of content (and later snapshots) nothing refers to.
@@ -232,6 +243,7 @@ impl Default for Config {
             log: LogConfig::default(),
             registry: RegistryConfig::default(),
             gc: GcConfig::default(),
+            runtime: RuntimeConfig::default(),
         }
     }
 }

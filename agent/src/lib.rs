@@ -21,6 +21,7 @@ pub mod observability;
 pub mod plugins;
 pub mod services;
 pub mod snapshots;
+pub mod tasks;
 
 /// berth's version, as reported by the Version service.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

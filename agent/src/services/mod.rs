@@ -12,7 +12,7 @@ mod leases;
 mod namespaces;
 mod snapshots;
 mod system;
-mod unimplemented;
+mod tasks;
 mod version;
 
 use std::sync::Arc;
@@ -82,7 +82,7 @@ pub fn router(core: Arc<Core>) -> Router {
         ))
         .add_service(svc!(
             cs::tasks::v1::tasks_server::TasksServer,
-            unimplemented::Tasks
+            tasks::Tasks::new(core.clone())
         ))
 }
 
