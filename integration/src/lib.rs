@@ -11,6 +11,7 @@ pub mod names;
 pub mod ports;
 pub mod procs;
 pub mod registry;
+pub mod scenarios;
 
 pub use ctr::{Ctr, CtrChild, CtrOutput};
 pub use daemon::{Daemon, DaemonOptions};
