@@ -314,7 +314,7 @@ impl Networks {
         Ok(nets)
     }
 
-    /// The parsed configuration.
+    /// The bridge of the default `bridge` network.
     pub fn bridge_name(&self) -> &str {
         &self.settings.bridge
     }
