@@ -115,7 +115,7 @@ async fn none_has_only_loopback_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_and_container_modes() {
-    let fx = Fixture::new(13);
+    let mut fx = Fixture::new(13);
     let host = fx
         .nets()
         .attach(
@@ -139,8 +139,7 @@ async fn host_and_container_modes() {
     );
 
     // A pinned namespace made by the helper, joined by a second container.
-    let pinned = fx.dir.path().join("netns").join("web");
-    netns::create(&pinned).unwrap();
+    let pinned = fx.pinned_netns("web");
     assert!(netns::exists(&pinned));
     let mut r = req("");
     r.name = "web".into();

@@ -65,6 +65,8 @@ pub struct Fixture {
     netns: Vec<String>,
     /// Further bridges to delete (user networks).
     pub extra_bridges: Vec<String>,
+    /// Namespaces pinned with `netns::create`, unpinned on drop.
+    pinned: Vec<PathBuf>,
 }
 
 impl Fixture {
@@ -104,6 +106,7 @@ impl Fixture {
             nets: None,
             netns: Vec::new(),
             extra_bridges: Vec::new(),
+            pinned: Vec::new(),
         };
         fx.open().unwrap();
         fx
@@ -147,6 +150,13 @@ impl Fixture {
         (name, path)
     }
 
+    /// A namespace pinned by [`netns::create`] under the test's directory.
+    pub fn pinned_netns(&mut self, name: &str) -> PathBuf {
+        let path = self.dir.path().join("netns").join(name);
+        self.pinned.push(path.clone());
+        netns::create(&path).unwrap()
+    }
+
     /// The nft table of `bridge`, if it exists.
     pub fn table(bridge: &str) -> Option<String> {
         let (ok, out) = sh(&["nft", "list", "table", "ip", &format!("berth-{bridge}")]);
@@ -183,6 +193,9 @@ impl Drop for Fixture {
         self.md = None;
         for ns in &self.netns {
             let _ = sh(&["ip", "netns", "del", ns]);
+        }
+        for p in &self.pinned {
+            let _ = netns::remove(p);
         }
         for b in std::iter::once(&self.bridge).chain(&self.extra_bridges) {
             let t = format!("berth-{b}");
