@@ -17,6 +17,7 @@ pub mod images;
 pub mod labels;
 pub mod metadata;
 pub mod namespaces;
+pub mod network;
 pub mod observability;
 pub mod plugins;
 pub mod services;
