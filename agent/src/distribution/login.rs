@@ -20,7 +20,9 @@ impl RegistryClient {
             .await
         {
             Ok(r) => r,
-            Err(Error::Unauthorized { registry, detail, .. }) => {
+            Err(Error::Unauthorized {
+                registry, detail, ..
+            }) => {
                 return Err(Error::Unauthorized {
                     action: "login".into(),
                     registry,

@@ -277,7 +277,7 @@ pub fn containers_using(core: &Core, ns: &str, names: &[String]) -> Result<Vec<S
         .containers
         .list(ns, &Filter::default())?
         .into_iter()
-        .filter(|c| names.iter().any(|n| *n == c.image))
+        .filter(|c| names.contains(&c.image))
         .map(|c| c.id)
         .collect())
 }

@@ -214,7 +214,10 @@ pub fn manifest_labels(m: &dist::Manifest) -> Labels {
         m.config.digest.to_string(),
     );
     for (i, layer) in m.layers.iter().enumerate() {
-        l.insert(format!("{LABEL_REF_CONTENT}l.{i}"), layer.digest.to_string());
+        l.insert(
+            format!("{LABEL_REF_CONTENT}l.{i}"),
+            layer.digest.to_string(),
+        );
     }
     l
 }

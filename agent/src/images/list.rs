@@ -34,9 +34,9 @@ impl Filters {
     pub fn parse(filters: &[String], allowed: &[&str]) -> Result<Filters> {
         let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for f in filters {
-            let (k, v) = f
-                .split_once('=')
-                .ok_or_else(|| Error::InvalidArgument(format!("bad format of filter (expected name=value): {f}")))?;
+            let (k, v) = f.split_once('=').ok_or_else(|| {
+                Error::InvalidArgument(format!("bad format of filter (expected name=value): {f}"))
+            })?;
             let k = k.trim().to_ascii_lowercase();
             if !allowed.contains(&k.as_str()) {
                 return Err(Error::InvalidArgument(format!("invalid filter '{k}'")));
@@ -202,7 +202,14 @@ pub async fn summary(core: &Core, ns: &str, g: &Group, snapshotter: &str) -> Res
 pub async fn list(core: &Core, ns: &str, _all: bool, filters: &[String]) -> Result<Vec<Summary>> {
     let f = Filters::parse(
         filters,
-        &["dangling", "reference", "before", "since", "label", "label!"],
+        &[
+            "dangling",
+            "reference",
+            "before",
+            "since",
+            "label",
+            "label!",
+        ],
     )?;
     let groups = catalog::groups(core, ns).await?;
     let time_of = |what: &str, input: &str| -> Result<i64> {

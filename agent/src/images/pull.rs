@@ -58,9 +58,7 @@ pub async fn pull(
     if options.all_tags {
         let repo_ref = Reference::parse_name(reference).map_err(|e| match e {
             dist::Error::InvalidReference { reason, .. } if reason.contains("without tag") => {
-                Error::InvalidArgument(format!(
-                    "{reference}: tag can't be used with --all-tags/-a"
-                ))
+                Error::InvalidArgument(format!("{reference}: tag can't be used with --all-tags/-a"))
             }
             other => other.into(),
         })?;
@@ -441,7 +439,14 @@ async fn fetch_and_unpack(
         }
         Ok::<(), Error>(())
     };
-    let unpacking = unpack_all(&unpacker, &layers, &unpack_needed, &slots, &waiting, progress);
+    let unpacking = unpack_all(
+        &unpacker,
+        &layers,
+        &unpack_needed,
+        &slots,
+        &waiting,
+        progress,
+    );
     let result = tokio::try_join!(downloads_done, unpacking);
     if result.is_err() {
         // Nobody will read what is still queued for a live apply.
@@ -519,7 +524,12 @@ async fn unpack_all(
             unpacker.commit_applied(applied).await?;
         }
         progress
-            .layer(&layer.digest, LayerStatus::PullComplete, layer.size, layer.size)
+            .layer(
+                &layer.digest,
+                LayerStatus::PullComplete,
+                layer.size,
+                layer.size,
+            )
             .await;
     }
     waiting.send_replace(None);
@@ -602,9 +612,7 @@ impl Download {
                     .live
                     .lock()
                     .unwrap_or_else(|e| e.into_inner()) = Some(rx);
-                self.slots[self.index]
-                    .state
-                    .send_replace(SlotState::Live);
+                self.slots[self.index].state.send_replace(SlotState::Live);
             }
             let desc = to_dist(layer)?;
             if let Err(e) = self.repo.fetch_blob_resumable(&desc, &mut sink).await {

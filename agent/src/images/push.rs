@@ -42,7 +42,10 @@ pub async fn push(
     };
     let repo = core.registry.repository(&r, credentials);
     progress
-        .status(format!("The push refers to repository [{}]", r.familiar_name()))
+        .status(format!(
+            "The push refers to repository [{}]",
+            r.familiar_name()
+        ))
         .await;
     let target = record.target.clone();
     let (doc, data) = ic::read_document(&core.content, ns, &target).await?;

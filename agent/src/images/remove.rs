@@ -37,9 +37,10 @@ pub async fn remove(core: &Core, ns: &str, input: &str, force: bool) -> Result<V
     let short = short_id(&g.id);
     if let Some(name) = &found.named {
         // Other tags (not digests) of the image: only this name goes.
-        let others = g.entries.iter().any(|e| {
-            e.record.name != *name && !e.is_dangling() && e.repo_tag().is_some()
-        });
+        let others = g
+            .entries
+            .iter()
+            .any(|e| e.record.name != *name && !e.is_dangling() && e.repo_tag().is_some());
         let this = g
             .entries
             .iter()
@@ -90,7 +91,11 @@ async fn delete_group(core: &Core, ns: &str, g: &Group, sync: bool) -> Result<Ve
     let mut out = Vec::new();
     let n = g.entries.len();
     for (i, e) in g.entries.iter().enumerate() {
-        match core.images.delete(ns, &e.record.name, sync && i + 1 == n).await {
+        match core
+            .images
+            .delete(ns, &e.record.name, sync && i + 1 == n)
+            .await
+        {
             Ok(()) | Err(Error::NotFound(_)) => {}
             Err(err) => return Err(err),
         }

@@ -67,10 +67,7 @@ impl ContentSink {
         }
         let data = self.buf.split().freeze();
         let offset = self.writer.offset();
-        self.writer
-            .write_at(offset, data)
-            .await
-            .map_err(io_err)?;
+        self.writer.write_at(offset, data).await.map_err(io_err)?;
         Ok(())
     }
 
@@ -189,7 +186,7 @@ pub async fn open_writer(
         {
             Err(Error::Unavailable(m)) => {
                 waited += 1;
-                if waited % 100 == 0 {
+                if waited.is_multiple_of(100) {
                     tracing::info!(reference, "waiting for another writer of the blob: {m}");
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -127,6 +127,27 @@ impl Images {
     }
 }
 
+/// `docker tag SOURCE TARGET`: gives the image `source` names (a name or ID) the name
+/// `target` (normalised). Returns the full new name.
+pub async fn tag(core: &crate::core::Core, ns: &str, source: &str, target: &str) -> Result<String> {
+    let r = crate::distribution::Reference::parse(target)?;
+    if r.digest().is_some() {
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "refusing to create a tag with a digest reference: {target}"
+        )));
+    }
+    let found = crate::images::catalog::find(core, ns, source).await?;
+    let record = match &found.named {
+        Some(n) => found.group.entries.iter().find(|e| e.record.name == *n),
+        None => found.group.entries.first(),
+    }
+    .map(|e| e.record.clone())
+    .ok_or_else(|| crate::images::catalog::no_such_image(source))?;
+    let name = r.to_string();
+    core.images.put(ns, &name, &record.target, &Labels::new())?;
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

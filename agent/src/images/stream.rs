@@ -190,11 +190,7 @@ mod tests {
         assert_eq!(out, b"plain");
         let mut bad = gz[..100].to_vec();
         bad.extend_from_slice(&[0u8; 50]);
-        let mut r = decompress(
-            std::io::Cursor::new(bad),
-            Some(Compression::Gzip),
-            |_| {},
-        );
+        let mut r = decompress(std::io::Cursor::new(bad), Some(Compression::Gzip), |_| {});
         assert!(r.read_to_end(&mut Vec::new()).await.is_err());
     }
 }

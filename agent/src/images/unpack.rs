@@ -385,9 +385,12 @@ impl Unpacker {
         };
         let key = ic::snapshot_ref_label(self.sn.name());
         let labels: Labels = [(key.clone(), top.clone())].into_iter().collect();
-        self.core
-            .content
-            .update(&self.ns, &config.digest, &labels, &[format!("labels.{key}")])?;
+        self.core.content.update(
+            &self.ns,
+            &config.digest,
+            &labels,
+            &[format!("labels.{key}")],
+        )?;
         Ok(Some(top))
     }
 }
@@ -399,7 +402,10 @@ fn lowest_or(v: &[usize], default: usize) -> usize {
 /// A layer applied onto a prepared snapshot, not committed yet.
 #[derive(Debug)]
 pub enum Applied {
-    Pending { key: String, index: usize },
+    Pending {
+        key: String,
+        index: usize,
+    },
     /// The snapshot existed already (another unpack committed it meanwhile).
     Existed,
 }

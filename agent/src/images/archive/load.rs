@@ -342,7 +342,10 @@ async fn oci_images(core: &Arc<Core>, ns: &str, files: &Files, lease: &str) -> R
             names.push(n);
         } else {
             let config_path = super::blob_path(&image.config_desc.digest);
-            for d in docker.iter().filter(|d| normalize(&d.config) == config_path) {
+            for d in docker
+                .iter()
+                .filter(|d| normalize(&d.config) == config_path)
+            {
                 for t in d.repo_tags.iter().flatten() {
                     if let Some(n) = full_name(t) {
                         names.push(n);
@@ -351,7 +354,10 @@ async fn oci_images(core: &Arc<Core>, ns: &str, files: &Files, lease: &str) -> R
             }
         }
         let _ = lease;
-        match out.iter_mut().find(|(i, _)| i.target.digest == image.target.digest) {
+        match out
+            .iter_mut()
+            .find(|(i, _)| i.target.digest == image.target.digest)
+        {
             Some((_, ns_)) => {
                 for n in names {
                     if !ns_.contains(&n) {
@@ -388,8 +394,8 @@ async fn label_manifest(core: &Core, ns: &str, files: &Files, desc: &Descriptor)
 /// The images of a docker archive: a Docker schema2 manifest is made for each entry of
 /// `manifest.json`.
 async fn docker_images(core: &Arc<Core>, ns: &str, files: &Files, lease: &str) -> Result<Images> {
-    let entries: Vec<DockerEntry> = serde_json::from_slice(&files.small["manifest.json"])
-        .map_err(|e| {
+    let entries: Vec<DockerEntry> =
+        serde_json::from_slice(&files.small["manifest.json"]).map_err(|e| {
             Error::InvalidArgument(format!("the archive's manifest.json is not valid: {e}"))
         })?;
     if entries.is_empty() {

@@ -8,7 +8,9 @@ use serde_json::json;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_tar::{Builder, EntryType, Header};
 
-use super::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, DockerEntry, Format, OCI_LAYOUT, blob_path};
+use super::{
+    ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, DockerEntry, Format, OCI_LAYOUT, blob_path,
+};
 use crate::content::{Descriptor, Digest};
 use crate::core::Core;
 use crate::distribution::media::{Kind, OCI_INDEX, classify};
@@ -146,23 +148,16 @@ pub async fn plan(
             .collect();
         for n in &c.names {
             if let Ok(r) = Reference::parse(n) {
-                repositories
-                    .entry(r.familiar_name())
-                    .or_default()
-                    .insert(
-                        r.tag().unwrap_or("latest").to_string(),
-                        img.config_desc.digest.hex().to_string(),
-                    );
+                repositories.entry(r.familiar_name()).or_default().insert(
+                    r.tag().unwrap_or("latest").to_string(),
+                    img.config_desc.digest.hex().to_string(),
+                );
             }
         }
         docker.push(DockerEntry {
             config: blob_path(&img.config_desc.digest),
             repo_tags: Some(tags),
-            layers: img
-                .layers()?
-                .iter()
-                .map(|l| blob_path(&l.digest))
-                .collect(),
+            layers: img.layers()?.iter().map(|l| blob_path(&l.digest)).collect(),
         });
         let mut entry = |annotations: serde_json::Value| {
             index.push(json!({
