@@ -268,7 +268,7 @@ pub fn find_in(core: &Core, ns: &str, groups: Vec<Group>, input: &str) -> Result
 
 /// The error for a name or ID that matches nothing.
 pub fn no_such_image(input: &str) -> Error {
-    Error::NotFound(format!("No such image: {input}"))
+    Error::Missing(format!("No such image: {input}"))
 }
 
 /// Names of containers of `ns` created from any of `names`.

@@ -216,7 +216,7 @@ pub async fn list(core: &Core, ns: &str, _all: bool, filters: &[String]) -> Resu
         catalog::find_in(core, ns, groups.clone(), input)
             .map(|found| found.group.created())
             .map_err(|e| match e {
-                Error::NotFound(_) => Error::InvalidArgument(format!(
+                Error::NotFound(_) | Error::Missing(_) => Error::InvalidArgument(format!(
                     "invalid filter '{what}={input}': No such image: {input}"
                 )),
                 other => other,

@@ -34,7 +34,7 @@ pub async fn push(
     let record = match crate::images::catalog::record_name(core, ns, reference)? {
         Some(n) => core.images.get(ns, &n)?,
         None => {
-            return Err(Error::NotFound(format!(
+            return Err(Error::Missing(format!(
                 "An image does not exist locally with the tag: {}",
                 r.familiar()
             )));

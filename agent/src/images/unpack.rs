@@ -22,7 +22,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::content::{Descriptor, Digest};
+use crate::content::Descriptor;
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::images::Image;
@@ -136,11 +136,9 @@ impl Unpacker {
     }
 
     /// Removes, top first, the snapshots of this image left unsynced by an earlier boot
-    /// (their files may be incomplete). Returns how many bottom layers are unpacked.
-    pub async fn check(&self) -> Result<usize> {
-        let mut suspect: Vec<usize> = Vec::new();
-        let mut present = 0usize;
-        let mut counting = true;
+    /// (their files may be incomplete), so they are unpacked again.
+    pub async fn check(&self) -> Result<()> {
+        let mut lowest = None;
         for (i, chain) in self.chains.iter().enumerate() {
             match self.sn.stat(chain).await {
                 Ok(info) => {
@@ -149,34 +147,34 @@ impl Unpacker {
                         .get(UNSYNCED_LABEL)
                         .is_some_and(|b| b != boot_id())
                     {
-                        suspect.push(i);
-                        counting = false;
-                    } else if counting {
-                        present = i + 1;
+                        lowest = Some(i);
+                        break;
                     }
                 }
-                Err(Error::NotFound(_)) => counting = false,
+                Err(Error::NotFound(_)) => break,
                 Err(e) => return Err(e),
             }
         }
-        if let Some(&lowest) = suspect.first() {
-            for i in (lowest..self.chains.len()).rev() {
-                let chain = &self.chains[i];
-                match self.sn.remove(chain).await {
-                    Ok(()) | Err(Error::NotFound(_)) => {
-                        tracing::warn!(snapshot = %chain, "removed a snapshot left unsynced by a crash; unpacking it again");
-                    }
-                    Err(e) => {
-                        return Err(Error::FailedPrecondition(format!(
-                            "snapshot {chain} was being unpacked when the machine stopped and may be \
-                             incomplete, and it cannot be removed ({e}); remove the images and \
-                             containers built on it and pull again"
-                        )));
-                    }
+        let Some(lowest) = lowest else {
+            return Ok(());
+        };
+        for i in (lowest..self.chains.len()).rev() {
+            let chain = &self.chains[i];
+            match self.sn.remove(chain).await {
+                Ok(()) => {
+                    tracing::warn!(snapshot = %chain, "removed a snapshot left unsynced by a crash; unpacking it again");
+                }
+                Err(Error::NotFound(_)) => {}
+                Err(e) => {
+                    return Err(Error::FailedPrecondition(format!(
+                        "snapshot {chain} was being unpacked when the machine stopped and may be \
+                         incomplete, and it cannot be removed ({e}); remove the images and \
+                         containers built on it and pull again"
+                    )));
                 }
             }
         }
-        Ok(present.min(lowest_or(&suspect, self.chains.len())))
+        Ok(())
     }
 
     /// Whether layer `i` is unpacked.
@@ -395,10 +393,6 @@ impl Unpacker {
     }
 }
 
-fn lowest_or(v: &[usize], default: usize) -> usize {
-    v.first().copied().unwrap_or(default)
-}
-
 /// A layer applied onto a prepared snapshot, not committed yet.
 #[derive(Debug)]
 pub enum Applied {
@@ -433,9 +427,9 @@ pub async fn unpack_image(
 ) -> Result<Unpacked> {
     let lease = OpLease::create(core, ns)?;
     let u = Unpacker::new(core, ns, image, snapshotter, Some(lease.id()), progress)?;
-    let ready = u.check().await?;
+    u.check().await?;
     let mut applied = 0;
-    for (i, layer) in image.layers()?.iter().enumerate().skip(ready) {
+    for (i, layer) in image.layers()?.iter().enumerate() {
         if u.exists(i).await? {
             continue;
         }
@@ -470,9 +464,4 @@ pub async fn is_unpacked(
         Err(Error::NotFound(_)) => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// The digest of layer `i` (for messages).
-pub fn layer_digest(image: &PlatformImage, i: usize) -> Option<Digest> {
-    image.layers().ok()?.get(i).map(|d| d.digest.clone())
 }

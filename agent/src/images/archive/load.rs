@@ -125,7 +125,7 @@ pub async fn load<R: AsyncRead + Unpin + Send>(
     };
     let files = read_files(core, ns, reader, lease.id()).await?;
     let images = if files.small.contains_key("index.json") {
-        oci_images(core, ns, &files, lease.id()).await?
+        oci_images(core, ns, &files).await?
     } else if files.small.contains_key("manifest.json") {
         docker_images(core, ns, &files, lease.id()).await?
     } else {
@@ -296,7 +296,7 @@ type Images = Vec<(PlatformImage, Vec<String>)>;
 
 /// The images of an OCI layout: one per entry of `index.json`, named by its annotations
 /// (or by docker's manifest.json in the same archive).
-async fn oci_images(core: &Arc<Core>, ns: &str, files: &Files, lease: &str) -> Result<Images> {
+async fn oci_images(core: &Arc<Core>, ns: &str, files: &Files) -> Result<Images> {
     let data = &files.small["index.json"];
     let media_type = dist::media::sniff_manifest_type(data).unwrap_or(media::OCI_INDEX.into());
     let index = dist::Index::parse("index.json", &media_type, data).map_err(|e| {
@@ -353,7 +353,6 @@ async fn oci_images(core: &Arc<Core>, ns: &str, files: &Files, lease: &str) -> R
                 }
             }
         }
-        let _ = lease;
         match out
             .iter_mut()
             .find(|(i, _)| i.target.digest == image.target.digest)
@@ -373,8 +372,7 @@ async fn oci_images(core: &Arc<Core>, ns: &str, files: &Files, lease: &str) -> R
 
 /// Checks a manifest's blobs are in the archive and labels it.
 async fn label_manifest(core: &Core, ns: &str, files: &Files, desc: &Descriptor) -> Result<()> {
-    let arc_core = core;
-    let data = arc_core
+    let data = core
         .content
         .read_all(ns, &desc.digest, media::MAX_MANIFEST_SIZE as i64)
         .await?;

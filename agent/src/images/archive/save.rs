@@ -11,7 +11,7 @@ use tokio_tar::{Builder, EntryType, Header};
 use super::{
     ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, DockerEntry, Format, OCI_LAYOUT, blob_path,
 };
-use crate::content::{Descriptor, Digest};
+use crate::content::Descriptor;
 use crate::core::Core;
 use crate::distribution::media::{Kind, OCI_INDEX, classify};
 use crate::distribution::{Platform, Reference};
@@ -156,7 +156,7 @@ pub async fn plan(
         }
         docker.push(DockerEntry {
             config: blob_path(&img.config_desc.digest),
-            repo_tags: Some(tags),
+            repo_tags: (!tags.is_empty()).then_some(tags),
             layers: img.layers()?.iter().map(|l| blob_path(&l.digest)).collect(),
         });
         let mut entry = |annotations: serde_json::Value| {
@@ -277,9 +277,4 @@ impl Plan {
         out.shutdown().await.map_err(ioe("close"))?;
         Ok(())
     }
-}
-
-/// The digests a plan writes (for tests).
-pub fn digests(plan: &Plan) -> Vec<Digest> {
-    plan.blobs.iter().map(|b| b.digest.clone()).collect()
 }
