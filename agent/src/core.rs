@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::containers::{Containers, ContainersGc};
 use crate::content::{ContentGc, ContentStore};
 use crate::diff::Differ;
+use crate::distribution::RegistryClient;
 use crate::error::Result;
 use crate::events::Exchange;
 use crate::gc::{Collector, LeasesGc, Trigger};
@@ -29,6 +30,8 @@ pub struct Core {
     pub snapshots: Snapshots,
     pub tasks: Tasks,
     pub differ: Differ,
+    /// The registry client of pulls, pushes, searches and logins.
+    pub registry: RegistryClient,
     /// Garbage collection; later subsystems register their participants here.
     pub gc: Arc<Collector>,
     pub plugins: Vec<Plugin>,
@@ -49,6 +52,7 @@ impl Core {
         let content = ContentStore::open(&config.root, metadata.clone(), events.clone(), trigger)?;
         let snapshots = Snapshots::open(&config.root, metadata.clone(), events.clone())?;
         let differ = Differ::new(content.clone(), config.root.join("tmp"), None);
+        let registry = RegistryClient::new(&config.registry)?;
         gc.register(Arc::new(LeasesGc));
         gc.register(Arc::new(ContainersGc));
         gc.register(Arc::new(SnapshotsGc::new(snapshots.clone())));
@@ -82,6 +86,7 @@ impl Core {
             content,
             snapshots,
             differ,
+            registry,
             gc,
             metadata,
             events,

@@ -8,6 +8,9 @@ use tonic::{Code, Status};
 pub enum Error {
     #[error("{0}: not found")]
     NotFound(String),
+    /// NotFound with a message that is complete as it is ("No such image: busybox").
+    #[error("{0}")]
+    Missing(String),
     #[error("{0}: already exists")]
     AlreadyExists(String),
     #[error("{0}")]
@@ -46,7 +49,7 @@ impl Error {
     /// The gRPC code this error maps to.
     pub fn code(&self) -> Code {
         match self {
-            Error::NotFound(_) => Code::NotFound,
+            Error::NotFound(_) | Error::Missing(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::InvalidArgument(_) => Code::InvalidArgument,

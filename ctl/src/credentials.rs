@@ -5,9 +5,6 @@
 //! `auth` = base64 of `user:password` and optionally `identitytoken`; docker.io's key is
 //! `https://index.docker.io/v1/`, as docker writes it. Credential helpers
 //! (`credsStore`, `credHelpers`) are not run.
-// Used by `berthctl login/logout/pull/push` (issue 3); until those land only the tests
-// call it.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -118,11 +115,6 @@ impl CredentialStore {
             (None, None) => None,
         };
         Ok(CredentialStore { path, docker_path })
-    }
-
-    /// A store on explicit files.
-    pub fn with_paths(path: PathBuf, docker_path: Option<PathBuf>) -> CredentialStore {
-        CredentialStore { path, docker_path }
     }
 
     /// berthctl's own file, the one login and logout change.

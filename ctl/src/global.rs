@@ -21,15 +21,36 @@ pub struct GlobalOptions {
         default_value = "default"
     )]
     pub namespace: String,
-    /// Output format for listings and inspections.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    /// Output format for listings and inspections: table, json, or a Go-style template
+    /// (`{{.Repository}}:{{.Tag}}`, `table {{.ID}}\t{{.Size}}`).
+    #[arg(long, global = true, value_parser = Format::parse, default_value = "table")]
     pub format: Format,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+/// What `--format` asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,
+    /// A template (see `template.rs`), possibly with a `table ` prefix.
+    Template(String),
+    /// A word only some commands know (`save --format oci`).
+    Other(String),
+}
+
+impl Format {
+    fn parse(s: &str) -> Result<Format, String> {
+        match s.trim() {
+            "" | "table" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            t if t.contains("{{") => {
+                crate::template::Template::parse(t).map_err(|e| e.to_string())?;
+                Ok(Format::Template(s.to_string()))
+            }
+            // Command-specific formats (`save --format oci`).
+            other => Ok(Format::Other(other.to_string())),
+        }
+    }
 }
 
 impl GlobalOptions {

@@ -5,6 +5,7 @@ mod commands;
 mod credentials;
 mod global;
 mod output;
+mod template;
 
 use clap::Parser;
 
@@ -38,11 +39,17 @@ fn main() {
     };
     let code = match runtime.block_on(commands::run(cli.global, cli.command)) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("berthctl: {}", output::describe(&e));
-            // Docker's convention: 125 when the tool itself fails.
-            125
-        }
+        // docker's conventions: 1 when the daemon refused, 125 when the tool failed.
+        Err(e) => match e.downcast_ref::<tonic::Status>() {
+            Some(s) => {
+                eprintln!("{}", output::daemon_error(s));
+                1
+            }
+            None => {
+                eprintln!("berthctl: {}", output::describe(&e));
+                125
+            }
+        },
     };
     std::process::exit(code);
 }

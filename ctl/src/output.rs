@@ -75,3 +75,128 @@ fn status_text(s: &tonic::Status) -> String {
         s.message().to_string()
     }
 }
+
+/// A size as docker prints it: decimal units, three significant digits (`4.26MB`).
+pub fn human_size(bytes: i64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = bytes.max(0) as f64;
+    let mut i = 0;
+    while size >= 1000.0 && i + 1 < UNITS.len() {
+        size /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", significant(size, 3), UNITS[i])
+}
+
+/// `%.Ng` without the exponent form: `n` significant digits, trailing zeros dropped.
+fn significant(v: f64, n: i32) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (n - 1 - magnitude).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// How long ago `nanos` (Unix nanoseconds) was, as docker says it (`2 weeks ago`).
+pub fn human_since(nanos: i64) -> String {
+    if nanos <= 0 {
+        return "N/A".into();
+    }
+    let now = berth_api::time::to_unix_nanos(std::time::SystemTime::now());
+    let secs = ((now - nanos) / 1_000_000_000).max(0);
+    format!("{} ago", human_duration(secs))
+}
+
+/// docker's `units.HumanDuration`.
+pub fn human_duration(secs: i64) -> String {
+    let minutes = secs / 60;
+    let hours = minutes / 60;
+    let days = hours / 24;
+    if secs < 1 {
+        "Less than a second".into()
+    } else if secs == 1 {
+        "1 second".into()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if minutes == 1 {
+        "About a minute".into()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{days} days")
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", days / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", days / 30)
+    } else {
+        format!("{} years", days / 365)
+    }
+}
+
+/// Unix nanoseconds as docker's `CreatedAt` (`2024-01-02 03:04:05 +0000 UTC`).
+pub fn docker_time(nanos: i64) -> String {
+    if nanos <= 0 {
+        return String::new();
+    }
+    chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(nanos)
+        .format("%Y-%m-%d %H:%M:%S %z UTC")
+        .to_string()
+}
+
+/// Unix nanoseconds as RFC 3339 (docker inspect's `Created`).
+pub fn rfc3339(nanos: i64) -> String {
+    if nanos <= 0 {
+        return String::new();
+    }
+    chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(nanos)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// Unix nanoseconds of a wire timestamp (0 when unset).
+pub fn nanos(ts: Option<&prost_types::Timestamp>) -> i64 {
+    berth_api::time::to_system(ts)
+        .map(berth_api::time::to_unix_nanos)
+        .unwrap_or(0)
+}
+
+/// A daemon's error as docker prints it.
+pub fn daemon_error(s: &tonic::Status) -> String {
+    format!("Error response from daemon: {}", status_text(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(4_261_550), "4.26MB");
+        assert_eq!(human_size(1_240_000), "1.24MB");
+        assert_eq!(human_size(745_000), "745kB");
+        assert_eq!(human_size(5_000_000), "5MB");
+        assert_eq!(human_size(12_345_678_901), "12.3GB");
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(45), "45 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(20 * 86400), "2 weeks");
+        assert_eq!(human_duration(100 * 86400), "3 months");
+        assert_eq!(
+            docker_time(1_704_164_645_000_000_000),
+            "2024-01-02 03:04:05 +0000 UTC"
+        );
+    }
+}

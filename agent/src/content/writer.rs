@@ -245,6 +245,13 @@ impl Writer {
         )
     }
 
+    /// The file holding the bytes written so far, for reading them back (to resume a
+    /// download's digest); None when the blob is shared from another namespace.
+    pub fn data_path(&self) -> Option<std::path::PathBuf> {
+        let i = self.inner.as_ref()?;
+        matches!(i.state, State::File { .. }).then(|| i.dir().data())
+    }
+
     /// The digest of the bytes written so far.
     pub fn digest(&self) -> Digest {
         match self.inner.as_ref().map(|i| &i.state) {

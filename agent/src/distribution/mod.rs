@@ -18,6 +18,7 @@ pub mod blob;
 pub mod digest;
 pub mod error;
 pub mod hosts;
+pub mod login;
 pub mod media;
 pub mod platform;
 pub mod push;

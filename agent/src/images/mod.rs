@@ -1,15 +1,42 @@
 //! Images: named pointers (per namespace) to a manifest or index in the content store,
 //! with labels. Creating, updating and deleting one publishes `/images/*` events;
 //! deleting one lets garbage collection reclaim the content only it kept.
+//!
+//! Around the records, what berthd does with images on its own (berth.v1, later CRI):
+//! pull ([`pull`]) and push ([`push`]) through the registry client, unpack into
+//! snapshots ([`unpack`]), docker's views and verbs over the records ([`catalog`],
+//! [`list`], [`inspect`], [`remove`], [`store`]), save and load of archives
+//! ([`archive`]), and registry search and login ([`registry`]). See docs/images.md.
 
+pub mod archive;
+pub mod catalog;
+pub mod config;
+pub mod content;
 mod gc;
+pub mod inspect;
+pub mod lease;
+pub mod list;
 pub mod name;
+pub mod progress;
+pub mod pull;
+pub mod push;
+pub mod registry;
+pub mod remove;
+pub mod sink;
+pub mod store;
+pub mod stream;
+pub mod unpack;
 
 use std::sync::Arc;
 
 use berth_api::containerd::services::images::v1::{ImageCreate, ImageDelete, ImageUpdate};
 
 pub use gc::ImagesGc;
+pub use unpack::unpack;
+
+/// Name prefix of the records that keep an image which lost its last name to a pull,
+/// load or tag (docker's `<none>:<none>`); followed by the target digest.
+pub const DANGLING_PREFIX: &str = "berth-dangling@";
 
 use crate::error::{Error, Result};
 use crate::events::Exchange;
