@@ -17,6 +17,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod stats;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

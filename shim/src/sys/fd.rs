@@ -134,6 +134,36 @@ pub fn cloexec_from(first: RawFd) -> SysResult<()> {
     Ok(())
 }
 
+/// Closes every descriptor from `first` on except those in `keep`, with close_range(2)
+/// over the gaps (the container child before exec).
+pub fn close_range_except(first: RawFd, keep: &[RawFd]) -> SysResult<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|k| *k >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut lo = first;
+    let mut ranges = Vec::new();
+    for k in keep {
+        if k > lo {
+            ranges.push((lo, k - 1));
+        }
+        lo = k + 1;
+    }
+    ranges.push((lo, RawFd::MAX));
+    for (a, b) in ranges {
+        let (a, b) = (
+            libc::c_uint::try_from(a).map_err(|_| Errno::EINVAL)?,
+            libc::c_uint::try_from(b).map_err(|_| Errno::EINVAL)?,
+        );
+        // SAFETY: close_range closes descriptors the caller gave up: the child about to
+        // exec owns no Rust object over them any more (see the caller).
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, a, b, 0 as libc::c_uint) };
+        if rc != 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
 /// Closes every descriptor from `first` on except those in `keep` (the daemonizing shim
 /// drops what its parent left open).
 pub fn close_from_except(first: RawFd, keep: &[RawFd]) {
