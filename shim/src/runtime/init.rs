@@ -145,7 +145,7 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
                 .map_err(|e| Error::sys("write sysctl", &path, e))?;
         }
     }
-    hardening::apply_container(sys, spec);
+    hardening::apply_container(sys, spec)?;
     let stdio = match (cfg.stdio, &pty) {
         (ChildStdio::Fds(fds), _) => Stdio::Fds(fds),
         (ChildStdio::Terminal, Some((_, slave))) => Stdio::Terminal(crate::sys::linux::raw(slave)),
@@ -153,7 +153,8 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
     };
     // Process settings first: what they log must reach the shim's log, not the
     // container's stderr.
-    let prepared = process::prepare(sys, process)?;
+    let seccomp = linux.and_then(|l| l.seccomp().as_ref());
+    let prepared = process::prepare(sys, process, seccomp)?;
     process::setup_stdio(sys, stdio)?;
     Ok(ChildReady {
         prepared,

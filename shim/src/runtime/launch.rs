@@ -5,7 +5,7 @@
 //! `error:<message>`. Shim -> child: `start`. After `start`, end of file on the channel
 //! (its end is close-on-exec) means the exec succeeded; `error:<message>` means it failed.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,11 +42,14 @@ pub struct Created {
 }
 
 /// Clones a child with `flags` (in the pid namespace `pid_ns` when given) that runs
-/// `setup`, and waits until it is ready.
+/// `setup`, and waits until it is ready. The child first makes itself non-dumpable (no
+/// process of the container may open its /proc files while it runs shim code) and
+/// closes every descriptor above 2 but `keep` and its end of the channel.
 pub fn spawn(
     sys: &dyn Syscalls,
     flags: CloneFlags,
     pid_ns: Option<&OwnedFd>,
+    keep: &[RawFd],
     setup: impl FnOnce(&dyn Syscalls) -> Result<ChildReady>,
 ) -> Result<Created> {
     let (ours, theirs) = Channel::pair().map_err(|e| Error::sys("socketpair", "-", e))?;
@@ -58,7 +61,7 @@ pub fn spawn(
     let pid = match forked {
         Forked::Child => {
             drop(ours);
-            child_main(sys, &theirs, setup)
+            child_main(sys, &theirs, keep, setup)
         }
         Forked::Parent(pid) => pid,
     };
@@ -88,9 +91,19 @@ pub fn spawn(
 fn child_main(
     sys: &dyn Syscalls,
     chan: &Channel,
+    keep: &[RawFd],
     setup: impl FnOnce(&dyn Syscalls) -> Result<ChildReady>,
 ) -> ! {
-    let ready = match setup(sys) {
+    let mut kept = keep.to_vec();
+    kept.push(chan.raw());
+    let early = sys
+        .set_dumpable(false)
+        .map_err(|e| Error::sys("make the child non-dumpable", Path::new("-"), e))
+        .and_then(|()| {
+            sys.close_fds_except(3, &kept)
+                .map_err(|e| Error::sys("close the shim's descriptors", Path::new("-"), e))
+        });
+    let ready = match early.and_then(|()| setup(sys)) {
         Ok(r) => r,
         Err(e) => {
             let _ = chan.send(&[ERROR, e.to_string().as_bytes()].concat(), None);
@@ -106,7 +119,7 @@ fn child_main(
         Ok(m) if m.data == START => {}
         _ => exit_now(1),
     }
-    let err = process::exec(sys, &ready.prepared);
+    let err = process::exec(sys, &ready.prepared, &[chan.raw()]);
     let _ = chan.send(&[ERROR, err.to_string().as_bytes()].concat(), None);
     exit_now(127)
 }

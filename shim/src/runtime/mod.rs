@@ -72,10 +72,7 @@ impl Container {
     ) -> Result<Container> {
         let spec = load_spec(bundle)?;
         let ns = namespaces::plan(&spec)?;
-        if ns.user {
-            tracing::debug!("user namespace ignored: comes with the hardening work");
-        }
-        hardening::report_ignored(Some(&spec), spec.process().as_ref());
+        hardening::check_sysctls(&spec, &ns)?;
         let rootfs = rootfs_path(bundle, &spec);
         if !rootfs_mounts.is_empty() {
             std::fs::create_dir_all(&rootfs).map_err(|e| Error::io("create", &rootfs, e))?;
@@ -130,7 +127,8 @@ impl Container {
             cgroups: &hierarchies,
             cgroup_v2: self.cgroup.v2(),
         };
-        launch::spawn(sys, self.ns.clone_flags, pid_ns.as_ref(), |sys| {
+        let keep: Vec<RawFd> = stdio.map(Vec::from).unwrap_or_default();
+        launch::spawn(sys, self.ns.clone_flags, pid_ns.as_ref(), &keep, |sys| {
             init::setup(sys, &cfg)
         })
     }
@@ -169,17 +167,25 @@ impl Container {
         } else {
             None
         };
-        hardening::report_ignored(None, Some(process));
+        let process = hardening::exec_process(&self.spec, process)?;
         let raw: Vec<(RawFd, CloneFlags)> = fds.iter().map(|(f, c)| (f.as_raw_fd(), *c)).collect();
         let procs = self.cgroup.procs_files();
         let cfg = exec::ExecConfig {
-            process,
+            process: &process,
             namespaces: &raw,
             root: root.as_ref().map(|r| r.as_raw_fd()),
             cgroup_procs: &procs,
             stdio,
+            seccomp: self
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.seccomp().as_ref()),
         };
-        launch::spawn(sys, CloneFlags::empty(), pid_ns.as_ref(), |sys| {
+        let mut keep: Vec<RawFd> = raw.iter().map(|(f, _)| *f).collect();
+        keep.extend(cfg.root);
+        keep.extend(stdio.into_iter().flatten());
+        launch::spawn(sys, CloneFlags::empty(), pid_ns.as_ref(), &keep, |sys| {
             exec::setup(sys, &cfg)
         })
     }

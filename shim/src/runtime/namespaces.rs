@@ -33,6 +33,13 @@ pub struct Plan {
     pub user: bool,
 }
 
+impl Plan {
+    /// True when the container has its own namespace of this kind (new or joined).
+    pub fn has(&self, flag: CloneFlags) -> bool {
+        self.clone_flags.contains(flag) || self.join.iter().any(|(_, f)| *f == flag)
+    }
+}
+
 impl Default for Plan {
     fn default() -> Plan {
         Plan {

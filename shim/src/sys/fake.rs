@@ -306,10 +306,6 @@ impl Syscalls for Recorder {
         self.record("reset_signals", "reset_signals".to_string())
     }
 
-    fn cloexec_from(&self, first: RawFd) -> SysResult<()> {
-        self.record("cloexec_from", format!("cloexec_from {first}"))
-    }
-
     fn open_pty(&self, ptmx: &Path) -> SysResult<(OwnedFd, PathBuf)> {
         self.record("open_pty", format!("open_pty {}", ptmx.display()))?;
         let fd = super::fd::dev_null().map_err(|_| Errno::EIO)?;

@@ -276,10 +276,6 @@ impl Syscalls for Linux {
         Ok(())
     }
 
-    fn cloexec_from(&self, first: RawFd) -> SysResult<()> {
-        super::fd::cloexec_from(first)
-    }
-
     fn open_pty(&self, ptmx: &Path) -> SysResult<(OwnedFd, PathBuf)> {
         super::pty::open_master(ptmx)
     }

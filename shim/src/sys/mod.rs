@@ -150,8 +150,6 @@ pub trait Syscalls {
     fn dup_onto(&self, fd: RawFd, target: RawFd) -> SysResult<()>;
     /// Unblocks every signal and resets every handler to its default.
     fn reset_signals(&self) -> SysResult<()>;
-    /// Marks every descriptor from `first` on close-on-exec (close_range(2)).
-    fn cloexec_from(&self, first: RawFd) -> SysResult<()>;
     /// Opens the pty multiplexer `ptmx` and unlocks a new pty: (master, slave path).
     fn open_pty(&self, ptmx: &Path) -> SysResult<(OwnedFd, PathBuf)>;
     /// Opens `path` read-write without making it the controlling terminal.
