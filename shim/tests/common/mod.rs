@@ -15,7 +15,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "sleep", "ls", "hostname", "ps", "true", "false", "tty", "stty", "grep",
-    "wc", "head", "yes", "id", "env",
+    "wc", "head", "yes", "id", "env", "mount", "umount", "insmod", "date", "readlink", "stat",
+    "mknod", "unshare", "touch", "sysctl", "chroot", "dd", "sed", "tr", "cut", "tail", "test",
+    "mkdir", "rm", "od", "nsenter", "setpriv", "chmod",
 ];
 
 pub struct Fixture {
@@ -105,6 +107,23 @@ impl Fixture {
             serde_json::to_vec_pretty(&spec).unwrap(),
         )
         .unwrap();
+    }
+
+    /// Writes config.json running `args` with berth's default hardening changed by
+    /// `opts` (as berthd will), then lets `edit` change it.
+    pub fn write_hardened(
+        &self,
+        args: &[&str],
+        opts: &berth_shim::spec_defaults::SecurityOptions,
+        edit: impl FnOnce(&mut Value),
+    ) {
+        let opts = opts.clone();
+        self.write_spec(args, move |v| {
+            let mut spec: oci_spec::runtime::Spec = serde_json::from_value(v.clone()).unwrap();
+            berth_shim::spec_defaults::apply(&mut spec, &opts).unwrap();
+            *v = serde_json::to_value(&spec).unwrap();
+            edit(v);
+        });
     }
 
     /// The rootfs as a Create mount list: a bind mount of the prepared directory.
