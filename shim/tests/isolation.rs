@@ -386,3 +386,108 @@ async fn no_host_descriptor_reaches_the_container() {
     assert!(f.wait_shim_exit().await);
     f.assert_clean();
 }
+
+#[tokio::test]
+async fn mount_targets_cannot_leave_the_rootfs() {
+    need_root!();
+    let mut f = Fixture::new("symlink");
+    // A host directory, and a symlink in the rootfs pointing at it by its host path.
+    let host_dir = f.dir.path().join("host-dir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("marker"), "host").unwrap();
+    std::os::unix::fs::symlink(&host_dir, f.rootfs_src.join("evil")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../..", f.rootfs_src.join("up")).unwrap();
+    let vol = f.dir.path().join("volume");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("volfile"), "vol").unwrap();
+    let script = "ls /evil/vol; ls /up/t; echo host:$(cat /evil/marker 2>/dev/null)";
+    f.write_hardened(&["sh", "-c", script], &SecurityOptions::default(), |s| {
+        let mounts = s["mounts"].as_array_mut().unwrap();
+        mounts.push(json!({"destination": "/evil/vol", "type": "bind",
+                           "source": vol.display().to_string(), "options": ["rbind", "ro"]}));
+        mounts.push(json!({"destination": "/up/t/x", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let (status, out, err) = run(&mut f).await;
+    assert_eq!(status, 0, "{out}\n{err}");
+    // Inside, the links resolve within the rootfs: the volume is where /evil leads.
+    assert_eq!(out, "volfile\nx\nhost:\n", "{err}");
+    // Nothing was created or mounted in the host directory or above the rootfs.
+    let entries: Vec<_> = std::fs::read_dir(&host_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, ["marker"]);
+    assert!(!std::path::Path::new("/t").exists());
+    let inside = f
+        .rootfs_src
+        .join(host_dir.strip_prefix("/").unwrap())
+        .join("vol");
+    assert!(
+        inside.is_dir(),
+        "the mount point was not made inside the rootfs"
+    );
+}
+
+#[tokio::test]
+async fn swapped_symlink_race_stays_inside() {
+    need_root!();
+    let mut f = Fixture::new("race");
+    let host_dir = f.dir.path().join("host-target");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let vol = f.dir.path().join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    f.write_spec(&["true"], |s| {
+        s["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data/sub/mnt", "type": "bind",
+            "source": vol.display().to_string(), "options": ["rbind"]}));
+    });
+    // A thread swaps rootfs/data between a directory and a link to the host directory.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let data = f.rootfs_src.join("data");
+        let link = f.rootfs_src.join("data-link");
+        let real = f.rootfs_src.join("data-dir");
+        let host_dir = host_dir.clone();
+        std::fs::create_dir_all(real.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&host_dir, &link).unwrap();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let from = if n % 2 == 0 { &link } else { &real };
+                // rename(2) over the name: atomic replacement.
+                let tmp = data.with_extension("tmp");
+                let _ = std::fs::remove_file(&tmp);
+                if from == &link {
+                    let _ = std::os::unix::fs::symlink(&host_dir, &tmp);
+                    let _ = std::fs::rename(&tmp, &data);
+                } else if std::fs::symlink_metadata(&data).is_ok_and(|m| m.is_symlink()) {
+                    let _ = std::fs::remove_file(&data);
+                    let _ = std::fs::create_dir(&data);
+                }
+                n += 1;
+                std::thread::yield_now();
+            }
+        })
+    };
+    for i in 0..15 {
+        let c = f.start_shim().await;
+        if c.create(f.create_request()).await.is_ok() {
+            let _ = c.start("").await;
+            let _ = c.wait("").await;
+            let _ = c.delete("").await;
+        } else {
+            let _ = c.shutdown(true).await;
+        }
+        assert!(f.wait_shim_exit().await, "iteration {i}");
+        let escaped: Vec<_> = std::fs::read_dir(&host_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(escaped.is_empty(), "created on the host: {escaped:?}");
+        let _ = std::fs::remove_file(&f.socket);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    f.assert_clean();
+}

@@ -97,6 +97,7 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
             netns: cfg.ns.net,
             cgroups: cfg.cgroups,
             cgroup_v2: cfg.cgroup_v2,
+            userns: cfg.ns.user,
         };
         let mut dev_tmpfs = false;
         for m in spec.mounts().as_deref().unwrap_or(&[]) {
