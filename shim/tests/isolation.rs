@@ -454,7 +454,7 @@ async fn swapped_symlink_race_stays_inside() {
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let from = if n % 2 == 0 { &link } else { &real };
+                let from = if n.is_multiple_of(2) { &link } else { &real };
                 // rename(2) over the name: atomic replacement.
                 let tmp = data.with_extension("tmp");
                 let _ = std::fs::remove_file(&tmp);
