@@ -491,3 +491,101 @@ async fn swapped_symlink_race_stays_inside() {
     swapper.join().unwrap();
     f.assert_clean();
 }
+
+/// Makes the fixture's directories traversable by a remapped root (as berthd's state
+/// directories are) and writes a user-namespaced spec running `script`.
+fn userns_fixture(name: &str, script: &str) -> Fixture {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new(name);
+    std::fs::set_permissions(f.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let range = berth_shim::spec_defaults::IdRange {
+        container: 0,
+        host: 100_000,
+        size: 65_536,
+    };
+    f.write_hardened(&["sh", "-c", script], &SecurityOptions::default(), |s| {
+        let mut spec: oci_spec::runtime::Spec = serde_json::from_value(s.clone()).unwrap();
+        berth_shim::spec_defaults::with_user_namespace(&mut spec, &[range], &[range]);
+        *s = serde_json::to_value(&spec).unwrap();
+    });
+    f
+}
+
+const USERNS_SCRIPT: &str = "id -u; cat /proc/self/uid_map; stat -c %u /bin/busybox; \
+    touch /made-inside; stat -c %u:%g /made-inside; grep -E '^(CapEff|Seccomp):' /proc/self/status; \
+    hostname";
+
+fn check_userns_output(out: &str, err: &str) {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 7, "{out}\n{err}");
+    assert_eq!(lines[0], "0");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    assert_eq!(lines[2], "0", "rootfs not owned by the container's root");
+    assert_eq!(lines[3], "0:0");
+    assert_eq!(lines[4], format!("CapEff:\t{DOCKER_CAPS}"));
+    assert_eq!(lines[5], "Seccomp:\t2");
+    assert_eq!(lines[6], "berth-box");
+}
+
+#[tokio::test]
+async fn user_namespace_with_shifted_rootfs() {
+    need_root!();
+    use std::os::unix::fs::MetadataExt;
+    let mut f = userns_fixture("userns-shift", USERNS_SCRIPT);
+    let range = berth_shim::spec_defaults::IdRange {
+        container: 0,
+        host: 100_000,
+        size: 65_536,
+    };
+    berth_shim::idshift::shift_tree(&f.rootfs_src, &[range], &[range]).unwrap();
+    let (status, out, err) = run(&mut f).await;
+    assert_eq!(status, 0, "{out}\n{err}");
+    check_userns_output(&out, &err);
+    // On the host, what the container's root made belongs to the mapped id.
+    let m = std::fs::metadata(f.rootfs_src.join("made-inside")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (100_000, 100_000));
+}
+
+#[tokio::test]
+async fn user_namespace_with_idmapped_rootfs() {
+    need_root!();
+    use std::os::unix::fs::MetadataExt;
+    if !berth_shim::idshift::idmap_supported(std::path::Path::new("/tmp")) {
+        eprintln!("skipped: the kernel cannot idmap this filesystem");
+        return;
+    }
+    let mut f = userns_fixture("userns-idmap", USERNS_SCRIPT);
+    let (status, out, err) = run(&mut f).await;
+    assert_eq!(status, 0, "{out}\n{err}");
+    check_userns_output(&out, &err);
+    // The rootfs on disk keeps its ids: the mount maps them.
+    let m = std::fs::metadata(f.rootfs_src.join("made-inside")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+}
+
+#[tokio::test]
+async fn exec_joins_the_user_namespace() {
+    need_root!();
+    let range = berth_shim::spec_defaults::IdRange {
+        container: 0,
+        host: 100_000,
+        size: 65_536,
+    };
+    let mut f = userns_fixture("userns-exec", "sleep 100");
+    berth_shim::idshift::shift_tree(&f.rootfs_src, &[range], &[range]).unwrap();
+    let script = "id -u; cat /proc/self/uid_map; [ \"$(readlink /proc/self/ns/user)\" = \"$(readlink /proc/1/ns/user)\" ] && echo same-userns";
+    let (status, out) = exec_output(
+        &mut f,
+        json!({"user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", script],
+               "env": ["PATH=/bin"], "cwd": "/"}),
+    )
+    .await;
+    assert_eq!(status, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    assert!(lines[1].contains("100000"), "{out}");
+    assert_eq!(lines[2], "same-userns");
+}

@@ -77,6 +77,9 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::Spec("the spec has no process".into()))?;
+    if cfg.ns.user {
+        crate::runtime::userns::become_root(sys, spec)?;
+    }
     namespaces::join(sys, cfg.ns)?;
     join_cgroup(sys, cfg.cgroup_procs)?;
     namespaces::enter_cgroupns(sys, cfg.ns)?;

@@ -19,6 +19,7 @@ pub mod process;
 pub mod rootfs;
 pub mod seccomp;
 pub mod stats;
+pub mod userns;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -78,6 +79,18 @@ impl Container {
             std::fs::create_dir_all(&rootfs).map_err(|e| Error::io("create", &rootfs, e))?;
             rootfs::mount_rootfs(sys, rootfs_mounts, &rootfs)?;
         }
+        let mut mounted = !rootfs_mounts.is_empty();
+        if ns.user {
+            match userns::prepare_rootfs(&spec, &rootfs) {
+                Ok(idmapped) => mounted |= idmapped,
+                Err(e) => {
+                    if mounted {
+                        let _ = rootfs::unmount_rootfs(sys, &rootfs);
+                    }
+                    return Err(e);
+                }
+            }
+        }
         let linux = spec.linux().as_ref();
         let cg_path = cgroups::container_path(
             linux.and_then(|l| l.cgroups_path().as_deref()),
@@ -88,7 +101,7 @@ impl Container {
         let cgroup = match ContainerCgroup::create(&cg_path, resources) {
             Ok(c) => c,
             Err(e) => {
-                if !rootfs_mounts.is_empty() {
+                if mounted {
                     let _ = rootfs::unmount_rootfs(sys, &rootfs);
                 }
                 return Err(e);
@@ -100,7 +113,7 @@ impl Container {
             ns,
             cgroup,
             no_pivot,
-            mounted_rootfs: !rootfs_mounts.is_empty(),
+            mounted_rootfs: mounted,
         })
     }
 
@@ -123,14 +136,31 @@ impl Container {
                 Some(fds) => init::ChildStdio::Fds(fds),
                 None => init::ChildStdio::Terminal,
             },
-            cgroup_procs: &procs,
+            cgroup_procs: if self.ns.user { &[] } else { &procs },
             cgroups: &hierarchies,
             cgroup_v2: self.cgroup.v2(),
         };
         let keep: Vec<RawFd> = stdio.map(Vec::from).unwrap_or_default();
-        launch::spawn(sys, self.ns.clone_flags, pid_ns.as_ref(), &keep, |sys| {
-            init::setup(sys, &cfg)
-        })
+        let mut shim_join = Vec::new();
+        for (p, f) in &self.ns.shim_join {
+            let fd =
+                crate::sys::process::open_ns(p).map_err(|e| Error::sys("open namespace", p, e))?;
+            shim_join.push((fd, *f));
+        }
+        let mut join: Vec<(&OwnedFd, CloneFlags)> =
+            shim_join.iter().map(|(f, c)| (f, *c)).collect();
+        join.extend(pid_ns.as_ref().map(|f| (f, CloneFlags::CLONE_NEWPID)));
+        let map_user = |pid: i32| userns::after_clone(&self.spec, &procs, pid);
+        let spec = launch::CloneSpec {
+            flags: self.ns.clone_flags,
+            join,
+            keep: &keep,
+            after_clone: self
+                .ns
+                .user
+                .then_some(&map_user as &dyn Fn(i32) -> Result<()>),
+        };
+        launch::spawn(sys, spec, |sys| init::setup(sys, &cfg))
     }
 
     /// Clones a process that joins the container of `init_pid`.
@@ -185,9 +215,16 @@ impl Container {
         let mut keep: Vec<RawFd> = raw.iter().map(|(f, _)| *f).collect();
         keep.extend(cfg.root);
         keep.extend(stdio.into_iter().flatten());
-        launch::spawn(sys, CloneFlags::empty(), pid_ns.as_ref(), &keep, |sys| {
-            exec::setup(sys, &cfg)
-        })
+        let spec = launch::CloneSpec {
+            flags: CloneFlags::empty(),
+            join: pid_ns
+                .iter()
+                .map(|f| (f, CloneFlags::CLONE_NEWPID))
+                .collect(),
+            keep: &keep,
+            after_clone: None,
+        };
+        launch::spawn(sys, spec, |sys| exec::setup(sys, &cfg))
     }
 
     /// Kills what is left in the cgroup, unmounts the rootfs and removes the cgroup.
