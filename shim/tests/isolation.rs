@@ -589,3 +589,91 @@ async fn exec_joins_the_user_namespace() {
     assert!(lines[1].contains("100000"), "{out}");
     assert_eq!(lines[2], "same-userns");
 }
+
+/// Runs an attack from inside a container while an exec'd process (shim code until it
+/// is started) sits in its pid namespace: every /proc/PID/exe the container can see is
+/// read and appended to. Returns the attack's output.
+async fn attack_exe(f: &mut Fixture) -> String {
+    let c = f.start_shim().await;
+    c.create(f.create_request()).await.unwrap();
+    c.start("").await.unwrap();
+    // Created, not started: a clone of the shim waits inside the container.
+    c.exec(pb::ExecRequest {
+        exec_id: "waiting".into(),
+        process: serde_json::to_vec(&json!({"user": {"uid": 0, "gid": 0},
+            "args": ["true"], "env": ["PATH=/bin"], "cwd": "/"}))
+        .unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let script = r#"for d in /proc/[0-9]*; do p=${d#/proc/}; [ $p = $$ ] && continue
+        t=$(readlink $d/exe 2>/dev/null || echo unreadable)
+        if echo x >> $d/exe 2>/dev/null; then w=written; else w=refused; fi
+        echo "$p|$t|$w"; done"#;
+    let out = f.fifo("attack-out");
+    c.exec(pb::ExecRequest {
+        exec_id: "attack".into(),
+        process: serde_json::to_vec(&json!({"user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", script], "env": ["PATH=/bin"], "cwd": "/"}))
+        .unwrap(),
+        stdout: out.display().to_string(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let text = collect(&out);
+    c.start("attack").await.unwrap();
+    assert_eq!(c.wait("attack").await.unwrap().exit_status, 0);
+    let text = text.await.unwrap();
+    c.kill("", 9, true).await.unwrap();
+    c.wait("").await.unwrap();
+    c.delete("").await.unwrap();
+    assert!(f.wait_shim_exit().await);
+    f.assert_clean();
+    text
+}
+
+#[tokio::test]
+async fn runtime_binary_cannot_be_overwritten() {
+    need_root!();
+    for privileged in [false, true] {
+        let mut f = Fixture::new(if privileged { "exe-priv" } else { "exe" });
+        // The shim runs from a sealed copy of a private copy of its binary, as berthd
+        // starts it: if protection failed, only the private copy could be harmed.
+        let copy = f.dir.path().join("berth-shim-copy");
+        std::fs::copy(env!("CARGO_BIN_EXE_berth-shim"), &copy).unwrap();
+        let before = std::fs::read(&copy).unwrap();
+        let sealed = berth_shim::sealed_exe::SealedExe::from_path(&copy).unwrap();
+        f.shim_exe = sealed.path();
+        let opts = SecurityOptions {
+            privileged,
+            ..SecurityOptions::default()
+        };
+        f.write_hardened(&["sleep", "100"], &opts, |_| {});
+        let out = attack_exe(&mut f).await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() >= 2, "{out}");
+        for l in &lines {
+            let parts: Vec<&str> = l.split('|').collect();
+            let (target, result) = (parts[1], parts[2]);
+            if target.contains("berth-shim") || target == "unreadable" {
+                assert_eq!(result, "refused", "privileged={privileged}: {out}");
+            }
+            assert!(
+                !target.contains(copy.to_str().unwrap()),
+                "the binary on disk is reachable: {out}"
+            );
+        }
+        if privileged {
+            // With every capability the waiting child's exe can be read: it is the
+            // sealed memfd.
+            assert!(out.contains("memfd:berth-shim"), "{out}");
+        } else {
+            // Otherwise the waiting child is not even readable (non-dumpable).
+            assert!(out.contains("|unreadable|"), "{out}");
+        }
+        assert_eq!(std::fs::read(&copy).unwrap(), before);
+        drop(sealed);
+    }
+}

@@ -29,6 +29,8 @@ pub struct Fixture {
     pub cgroup_parent: String,
     pub cgroup: String,
     pub shim_pid: Option<i32>,
+    /// What `start_shim` executes.
+    pub shim_exe: PathBuf,
 }
 
 fn make_rootfs(root: &Path) {
@@ -64,6 +66,7 @@ impl Fixture {
             cgroup_parent,
             cgroup,
             shim_pid: None,
+            shim_exe: PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")),
         };
         f.write_spec(&["true"], |_| {});
         f
@@ -137,7 +140,7 @@ impl Fixture {
 
     /// Runs `berth-shim start` and connects.
     pub async fn start_shim(&mut self) -> ShimClient {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth-shim"))
+        let out = std::process::Command::new(&self.shim_exe)
             .args([
                 "start",
                 "--id",
