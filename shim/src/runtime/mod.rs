@@ -8,6 +8,7 @@
 //! resources, freezer and metrics.
 
 pub mod cgroups;
+pub mod device_filter;
 pub mod devices;
 pub mod exec;
 pub mod hardening;
