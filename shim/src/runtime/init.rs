@@ -77,6 +77,9 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::Spec("the spec has no process".into()))?;
+    if cfg.ns.user {
+        crate::runtime::userns::become_root(sys, spec)?;
+    }
     namespaces::join(sys, cfg.ns)?;
     join_cgroup(sys, cfg.cgroup_procs)?;
     namespaces::enter_cgroupns(sys, cfg.ns)?;
@@ -97,6 +100,7 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
             netns: cfg.ns.net,
             cgroups: cfg.cgroups,
             cgroup_v2: cfg.cgroup_v2,
+            userns: cfg.ns.user,
         };
         let mut dev_tmpfs = false;
         for m in spec.mounts().as_deref().unwrap_or(&[]) {
@@ -145,7 +149,7 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
                 .map_err(|e| Error::sys("write sysctl", &path, e))?;
         }
     }
-    hardening::apply_container(sys, spec);
+    hardening::apply_container(sys, spec)?;
     let stdio = match (cfg.stdio, &pty) {
         (ChildStdio::Fds(fds), _) => Stdio::Fds(fds),
         (ChildStdio::Terminal, Some((_, slave))) => Stdio::Terminal(crate::sys::linux::raw(slave)),
@@ -153,7 +157,8 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
     };
     // Process settings first: what they log must reach the shim's log, not the
     // container's stderr.
-    let prepared = process::prepare(sys, process)?;
+    let seccomp = linux.and_then(|l| l.seccomp().as_ref());
+    let prepared = process::prepare(sys, process, seccomp)?;
     process::setup_stdio(sys, stdio)?;
     Ok(ChildReady {
         prepared,
