@@ -32,6 +32,7 @@ pub struct Config {
     pub gc: GcConfig,
     pub runtime: RuntimeConfig,
     pub network: NetworkConfig,
+    pub containers: ContainersConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +113,54 @@ pub struct RuntimeConfig {
     pub shim: String,
     /// Log level of the shims (their logs go to `<bundle>/shim.log`); empty: berthd's.
     pub shim_log_level: String,
+}
+
+/// berth's own (docker-style) containers (`[containers]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContainersConfig {
+    /// Where container logs go: `<log_dir>/<namespace>/<id>/<id>-json.log`.
+    pub log_dir: PathBuf,
+    /// The cgroup every container's cgroup is made under:
+    /// `/<cgroup_parent>/<namespace>/<id>` (one path component or a path).
+    pub cgroup_parent: String,
+    /// Seconds `stop` waits for a container to exit before killing it, unless the
+    /// container or the request says otherwise.
+    pub stop_timeout: u32,
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        ContainersConfig {
+            log_dir: PathBuf::from("/var/log/berth"),
+            cgroup_parent: "berth".into(),
+            stop_timeout: 10,
+        }
+    }
+}
+
+impl ContainersConfig {
+    /// Checks the log directory and the cgroup parent.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.log_dir.is_absolute() {
+            return Err(ConfigError::Invalid(format!(
+                "containers.log_dir = {:?} must be an absolute path",
+                self.log_dir.display()
+            )));
+        }
+        let parent = self.cgroup_parent.trim_matches('/');
+        if parent.is_empty()
+            || parent
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(ConfigError::Invalid(format!(
+                "containers.cgroup_parent = {:?} must be a relative cgroup path like \"berth\"",
+                self.cgroup_parent
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Garbage collection of content (and later snapshots) nothing refers to.
@@ -354,6 +403,7 @@ impl Default for Config {
             gc: GcConfig::default(),
             runtime: RuntimeConfig::default(),
             network: NetworkConfig::default(),
+            containers: ContainersConfig::default(),
         }
     }
 }
@@ -469,7 +519,8 @@ impl Config {
             )));
         }
         self.registry.validate()?;
-        self.network.validate()
+        self.network.validate()?;
+        self.containers.validate()
     }
 
     /// The socket path, derived from the state directory when not set.
@@ -615,6 +666,28 @@ default_address_pools = [{ base = "10.100.0.0/16", size = 24 }]
         ] {
             let err = Config::parse(bad).unwrap_err();
             assert!(err.to_string().contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn containers_section_parses_and_validates() {
+        let d = Config::default();
+        assert_eq!(d.containers.log_dir, PathBuf::from("/var/log/berth"));
+        assert_eq!(d.containers.cgroup_parent, "berth");
+        assert_eq!(d.containers.stop_timeout, 10);
+        let c = Config::parse(
+            "[containers]\nlog_dir = \"/tmp/logs\"\ncgroup_parent = \"berth-test-1\"\nstop_timeout = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.containers.cgroup_parent, "berth-test-1");
+        assert_eq!(c.containers.stop_timeout, 3);
+        for bad in [
+            "[containers]\nlog_dir = \"logs\"\n",
+            "[containers]\ncgroup_parent = \"\"\n",
+            "[containers]\ncgroup_parent = \"a/../b\"\n",
+            "[containers]\nbogus = 1\n",
+        ] {
+            assert!(Config::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::berth_containers::BerthContainers;
 use crate::config::Config;
 use crate::containers::{Containers, ContainersGc};
 use crate::content::{ContentGc, ContentStore};
@@ -14,9 +15,11 @@ use crate::gc::{Collector, LeasesGc, Trigger};
 use crate::images::{Images, ImagesGc};
 use crate::metadata::Metadata;
 use crate::namespaces::Namespaces;
+use crate::network::Networks;
 use crate::plugins::{self, Plugin};
 use crate::snapshots::{Snapshots, SnapshotsGc};
 use crate::tasks::{ShimCommand, Tasks};
+use crate::volumes::Volumes;
 
 /// Everything the services reach.
 pub struct Core {
@@ -30,6 +33,11 @@ pub struct Core {
     pub snapshots: Snapshots,
     pub tasks: Tasks,
     pub differ: Differ,
+    /// Container networking (bridges, addresses, ports, name resolution).
+    pub networks: Arc<Networks>,
+    pub volumes: Volumes,
+    /// berth's own (docker-style) containers.
+    pub berth: BerthContainers,
     /// The registry client of pulls, pushes, searches and logins.
     pub registry: RegistryClient,
     /// Garbage collection; later subsystems register their participants here.
@@ -77,7 +85,18 @@ impl Core {
             containers.clone(),
             snapshots.clone(),
         );
+        let networks = Arc::new(Networks::open(
+            metadata.clone(),
+            &config.network,
+            &config.state.join("network"),
+        )?);
+        let volumes = Volumes::open(metadata.clone(), &config.root)?;
+        let berth =
+            BerthContainers::open(metadata.clone(), config.containers.clone(), &config.state)?;
         Ok(Arc::new(Core {
+            networks,
+            volumes,
+            berth,
             namespaces: Namespaces::new(metadata.clone(), events.clone()),
             containers,
             tasks,

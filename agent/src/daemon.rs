@@ -109,6 +109,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
     let address = config.address();
     let core = Core::open(config)?;
     core.tasks.recover().await;
+    crate::berth_containers::recover(&core).await;
     let listener = bind(&address, core.config.grpc.gid).await?;
     let _socket = SocketGuard(address.clone());
     let gc = core.gc.start();
@@ -125,11 +126,14 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
         // Long-lived streams would hold the graceful shutdown open.
         events.close();
     };
-    crate::services::router(core)
+    crate::services::router(core.clone())
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
         .map_err(|e| Error::Internal(format!("serve on {}: {e}", address.display())))?;
     gc.abort();
+    if let Err(e) = core.networks.shutdown().await {
+        tracing::warn!(error = %e, "network shutdown");
+    }
     tracing::info!("berthd stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! berthd's core: configuration, metadata, events, and the gRPC services over them.
 //! See docs/architecture.md for the picture.
 
+pub mod berth_containers;
 pub mod config;
 pub mod content;
 pub mod core;
@@ -23,6 +24,7 @@ pub mod plugins;
 pub mod services;
 pub mod snapshots;
 pub mod tasks;
+pub mod volumes;
 
 /// berth's version, as reported by the Version service.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -30,6 +30,7 @@ pub(crate) const NAMESPACED: &[(&str, Table)] = &[
     ("containers", crate::containers::CONTAINERS),
     ("content", content::CONTENT),
     ("images", images::IMAGES),
+    ("berth containers", crate::berth_containers::store::RECORDS),
 ];
 
 const SYSTEM: Table = Table::new("system");

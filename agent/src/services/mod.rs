@@ -1,6 +1,7 @@
 //! gRPC adapters: one file per service, each converting wire types to domain types,
 //! delegating to the core, and converting back. No logic lives here.
 
+mod berth_containers;
 mod berth_images;
 mod containers;
 mod content;
@@ -61,6 +62,10 @@ pub fn router(core: Arc<Core>) -> Router {
             events::Events::new(core.clone())
         ))
         .add_service(svc!(SystemServer, system::System::new(core.clone())))
+        .add_service(svc!(
+            berth_api::berth::v1::containers_server::ContainersServer,
+            berth_containers::Containers::new(core.clone())
+        ))
         .add_service(svc!(
             berth_api::berth::v1::images_server::ImagesServer,
             berth_images::Images::new(core.clone())
