@@ -13,6 +13,7 @@ mod namespaces;
 mod snapshots;
 mod system;
 mod tasks;
+mod timing;
 mod version;
 
 use std::sync::Arc;
@@ -23,8 +24,11 @@ use tonic::{Request, Status};
 use crate::core::Core;
 use crate::identifiers;
 
+/// The middleware around every service.
+pub type Layers = tower::layer::util::Stack<timing::TimingLayer, tower::layer::util::Identity>;
+
 /// Every service berthd serves, on one router.
-pub fn router(core: Arc<Core>) -> Router {
+pub fn router(core: Arc<Core>) -> Router<Layers> {
     use berth_api::berth::v1::system_server::SystemServer;
     use berth_api::containerd::services as cs;
 
@@ -39,6 +43,7 @@ pub fn router(core: Arc<Core>) -> Router {
         }};
     }
     tonic::transport::Server::builder()
+        .layer(timing::TimingLayer)
         .add_service(svc!(
             cs::version::v1::version_server::VersionServer,
             version::Version
