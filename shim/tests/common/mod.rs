@@ -15,7 +15,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "sleep", "ls", "hostname", "ps", "true", "false", "tty", "stty", "grep",
-    "wc", "head", "yes", "id", "env",
+    "wc", "head", "yes", "id", "env", "mount", "umount", "insmod", "date", "readlink", "stat",
+    "mknod", "unshare", "touch", "sysctl", "chroot", "dd", "sed", "tr", "cut", "tail", "test",
+    "mkdir", "rm", "od", "nsenter", "setpriv", "chmod",
 ];
 
 pub struct Fixture {
@@ -27,6 +29,8 @@ pub struct Fixture {
     pub cgroup_parent: String,
     pub cgroup: String,
     pub shim_pid: Option<i32>,
+    /// What `start_shim` executes.
+    pub shim_exe: PathBuf,
 }
 
 fn make_rootfs(root: &Path) {
@@ -62,6 +66,7 @@ impl Fixture {
             cgroup_parent,
             cgroup,
             shim_pid: None,
+            shim_exe: PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")),
         };
         f.write_spec(&["true"], |_| {});
         f
@@ -107,6 +112,23 @@ impl Fixture {
         .unwrap();
     }
 
+    /// Writes config.json running `args` with berth's default hardening changed by
+    /// `opts` (as berthd will), then lets `edit` change it.
+    pub fn write_hardened(
+        &self,
+        args: &[&str],
+        opts: &berth_shim::spec_defaults::SecurityOptions,
+        edit: impl FnOnce(&mut Value),
+    ) {
+        let opts = opts.clone();
+        self.write_spec(args, move |v| {
+            let mut spec: oci_spec::runtime::Spec = serde_json::from_value(v.clone()).unwrap();
+            berth_shim::spec_defaults::apply(&mut spec, &opts).unwrap();
+            *v = serde_json::to_value(&spec).unwrap();
+            edit(v);
+        });
+    }
+
     /// The rootfs as a Create mount list: a bind mount of the prepared directory.
     pub fn rootfs_mounts(&self) -> Vec<berth_api::berth::shim::v1::Mount> {
         vec![berth_api::berth::shim::v1::Mount {
@@ -118,7 +140,7 @@ impl Fixture {
 
     /// Runs `berth-shim start` and connects.
     pub async fn start_shim(&mut self) -> ShimClient {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth-shim"))
+        let out = std::process::Command::new(&self.shim_exe)
             .args([
                 "start",
                 "--id",
