@@ -15,6 +15,7 @@ mod namespaces;
 mod snapshots;
 mod system;
 mod tasks;
+mod timing;
 mod version;
 
 use std::sync::Arc;
@@ -25,8 +26,11 @@ use tonic::{Request, Status};
 use crate::core::Core;
 use crate::identifiers;
 
+/// The middleware around every service.
+pub type Layers = tower::layer::util::Stack<timing::TimingLayer, tower::layer::util::Identity>;
+
 /// Every service berthd serves, on one router.
-pub fn router(core: Arc<Core>) -> Router {
+pub fn router(core: Arc<Core>) -> Router<Layers> {
     use berth_api::berth::v1::system_server::SystemServer;
     use berth_api::containerd::services as cs;
 
@@ -41,6 +45,7 @@ pub fn router(core: Arc<Core>) -> Router {
         }};
     }
     tonic::transport::Server::builder()
+        .layer(timing::TimingLayer)
         .add_service(svc!(
             cs::version::v1::version_server::VersionServer,
             version::Version

@@ -6,7 +6,7 @@ use berth_api::shim::{ClientError, ShimClient};
 
 use crate::error::{Error, Result};
 
-/// Where the shim binary is: the configured path, else next to berthd, else `PATH`.
+/// Where the shim binary is: the configured path, else next to berthd, else in `PATH`.
 pub fn locate(configured: &str) -> PathBuf {
     if !configured.is_empty() {
         return PathBuf::from(configured);
@@ -19,7 +19,13 @@ pub fn locate(configured: &str) -> PathBuf {
             return sibling;
         }
     }
-    PathBuf::from("berth-shim")
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("berth-shim"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("berth-shim"))
 }
 
 /// How to run the shim binary for one task.
@@ -32,7 +38,9 @@ pub struct ShimCommand {
 impl ShimCommand {
     fn args(&self, verb: &str, ns: &str, id: &str, bundle: &Path) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.binary);
-        cmd.arg(verb)
+        // The binary may be a sealed copy (/proc/self/fd/N): name it for `ps`.
+        cmd.arg0("berth-shim")
+            .arg(verb)
             .args(["--id", id, "--namespace", ns])
             .arg("--bundle")
             .arg(bundle)

@@ -284,4 +284,37 @@ mod tests {
         let err = setup(&sys, &cfg).err().unwrap().to_string();
         assert!(err.contains("set propagation of /"), "{err}");
     }
+
+    #[test]
+    fn user_namespace_child_becomes_root_and_leaves_the_cgroup_to_the_shim() {
+        let mut spec: Spec = serde_json::from_str(SPEC).unwrap();
+        let mut v = serde_json::to_value(&spec).unwrap();
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        v["linux"]["uidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        v["linux"]["gidMappings"] = v["linux"]["uidMappings"].clone();
+        spec = serde_json::from_value(v).unwrap();
+        let ns = namespaces::plan(&spec).unwrap();
+        assert!(ns.join.is_empty(), "the shim joins the paths");
+        let sys = Recorder::new().with_file("/bin/sh");
+        let cfg = InitConfig {
+            spec: &spec,
+            ns: &ns,
+            rootfs: Path::new("/b/rootfs"),
+            no_pivot: false,
+            stdio: ChildStdio::Fds([5, 6, 7]),
+            cgroup_procs: &[],
+            cgroups: &[],
+            cgroup_v2: false,
+        };
+        setup(&sys, &cfg).unwrap();
+        let calls = sys.calls();
+        assert_eq!(calls[0], "setgid 0");
+        assert_eq!(calls[1], "setuid 0");
+        assert!(sys.calls_of("write_file /sys/fs/cgroup").is_empty());
+        assert!(sys.calls_of("setns").is_empty());
+    }
 }
