@@ -21,8 +21,16 @@ use crate::tasks::{CreateTask, Stdio};
 pub async fn start(core: &Arc<Core>, ns: &str, input: &str) -> Result<()> {
     let rec = core.berth.store.resolve(ns, input)?;
     let slot = core.berth.slot(ns, &rec);
-    let _guard = slot.lock.lock().await;
-    start_locked(core, ns, &rec.id, &slot, true).await
+    let guard = slot.lock.lock().await;
+    let started = start_locked(core, ns, &rec.id, &slot, true).await;
+    drop(guard);
+    if started.is_err()
+        && rec.host_config.auto_remove
+        && let Err(e) = super::remove::remove_by_id(core, ns, &rec.id, false, true).await
+    {
+        tracing::warn!(container = %rec.id, error = %e, "remove a container that failed to start (--rm)");
+    }
+    started
 }
 
 /// Starts a container whose slot lock the caller holds. `by_user`: a start asked for
@@ -140,11 +148,7 @@ async fn prepare_root(core: &Arc<Core>, ns: &str, rec: &Record) -> Result<ExecUs
         user
     })
     .await
-    .map_err(|e| Error::Internal(format!("prepare the root of {}: {e}", rec_name(ns))))?
-}
-
-fn rec_name(ns: &str) -> String {
-    format!("a container of namespace {ns}")
+    .map_err(|e| Error::Internal(format!("prepare the root of a container: {e}")))?
 }
 
 /// Network, spec, task: returns the pid of the started process.

@@ -1,5 +1,6 @@
 //! One module per noun; docker's top-level verbs map onto them.
 
+pub mod container;
 mod events;
 pub mod image;
 mod info;
@@ -22,6 +23,43 @@ pub enum Command {
     Namespace(namespace::NamespaceCommand),
     /// Stream events from berthd until interrupted.
     Events(events::EventsArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(container::ContainerCommand),
+    /// Create and run a new container from an image (container run).
+    #[command(disable_help_flag = true)]
+    Run(container::run::RunArgs),
+    /// Create a new container (container create).
+    #[command(disable_help_flag = true)]
+    Create(container::run::CreateArgs),
+    /// Start one or more stopped containers (container start).
+    Start(container::start::StartArgs),
+    /// List containers (container ls).
+    Ps(container::list::PsArgs),
+    /// Fetch the logs of a container (container logs).
+    Logs(container::logs::LogsArgs),
+    /// Stop one or more running containers (container stop).
+    Stop(container::lifecycle::StopArgs),
+    /// Kill one or more running containers (container kill).
+    Kill(container::lifecycle::KillArgs),
+    /// Restart one or more containers (container restart).
+    Restart(container::lifecycle::StopArgs),
+    /// Pause all processes within one or more containers (container pause).
+    Pause(container::lifecycle::NamesArgs),
+    /// Unpause all processes within one or more containers (container unpause).
+    Unpause(container::lifecycle::NamesArgs),
+    /// Block until containers stop, then print their exit codes (container wait).
+    Wait(container::lifecycle::NamesArgs),
+    /// Rename a container (container rename).
+    Rename(container::lifecycle::RenameArgs),
+    /// Attach to a running container (container attach).
+    Attach(container::attach::AttachArgs),
+    /// Execute a command in a running container (container exec).
+    Exec(container::exec::ExecArgs),
+    /// Remove one or more containers (container rm).
+    Rm(container::remove::RmArgs),
+    /// Display detailed information on containers or images.
+    Inspect(container::inspect::InspectArgs),
     /// Manage images.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -51,8 +89,26 @@ pub enum Command {
 
 /// Runs a command; returns the process exit code.
 pub async fn run(g: GlobalOptions, cmd: Command) -> anyhow::Result<i32> {
+    use container::ContainerCommand as C;
     use image::ImageCommand as I;
     match cmd {
+        Command::Container(c) => container::run(&g, c).await,
+        Command::Run(a) => container::run(&g, C::Run(a)).await,
+        Command::Create(a) => container::run(&g, C::Create(a)).await,
+        Command::Start(a) => container::run(&g, C::Start(a)).await,
+        Command::Ps(a) => container::run(&g, C::Ps(a)).await,
+        Command::Logs(a) => container::run(&g, C::Logs(a)).await,
+        Command::Stop(a) => container::run(&g, C::Stop(a)).await,
+        Command::Kill(a) => container::run(&g, C::Kill(a)).await,
+        Command::Restart(a) => container::run(&g, C::Restart(a)).await,
+        Command::Pause(a) => container::run(&g, C::Pause(a)).await,
+        Command::Unpause(a) => container::run(&g, C::Unpause(a)).await,
+        Command::Wait(a) => container::run(&g, C::Wait(a)).await,
+        Command::Rename(a) => container::run(&g, C::Rename(a)).await,
+        Command::Attach(a) => container::run(&g, C::Attach(a)).await,
+        Command::Exec(a) => container::run(&g, C::Exec(a)).await,
+        Command::Rm(a) => container::run(&g, C::Rm(a)).await,
+        Command::Inspect(a) => container::inspect::run(&g, a, true).await,
         Command::Version => version::run(&g).await.map(|()| 0),
         Command::Info => info::run(&g).await.map(|()| 0),
         Command::Namespace(c) => namespace::run(&g, c).await,
