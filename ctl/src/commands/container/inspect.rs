@@ -11,8 +11,9 @@ use crate::template::Template;
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// Format the output using the given Go template (`{{.State.Pid}}`).
-    #[arg(short = 'f', long = "format")]
+    /// Format the output using the given Go template (`{{.State.Pid}}`); the global
+    /// `--format` does the same.
+    #[arg(short = 'f')]
     template: Option<String>,
     /// Display total file sizes.
     #[arg(short = 's', long)]

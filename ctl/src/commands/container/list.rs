@@ -19,13 +19,9 @@ pub struct PsArgs {
     /// Show the latest created container (includes all states).
     #[arg(short = 'l', long)]
     latest: bool,
-    /// Show n last created containers (includes all states).
-    #[arg(
-        short = 'n',
-        long = "last",
-        default_value_t = 0,
-        allow_hyphen_values = true
-    )]
+    /// Show n last created containers (includes all states). (docker's `-n` is berthctl's
+    /// namespace flag.)
+    #[arg(long = "last", default_value_t = 0, allow_hyphen_values = true)]
     last: i32,
     /// Display total file sizes.
     #[arg(short = 's', long)]

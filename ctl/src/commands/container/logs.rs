@@ -12,7 +12,7 @@ pub struct LogsArgs {
     #[arg(short = 'f', long)]
     follow: bool,
     /// Number of lines to show from the end of the logs ("all" for every line).
-    #[arg(short = 'n', long, default_value = "all")]
+    #[arg(long, default_value = "all")]
     tail: String,
     /// Show logs since a timestamp (2013-01-02T13:23:37Z) or relative (42m).
     #[arg(long)]

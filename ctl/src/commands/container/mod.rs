@@ -112,3 +112,23 @@ pub fn start_failure_code(message: &str) -> i32 {
         125
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        global: GlobalOptions,
+        #[command(subcommand)]
+        command: ContainerCommand,
+    }
+
+    #[test]
+    fn flags_do_not_clash_with_the_global_ones() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,770 @@
+//! berth's own containers end to end through `berthctl` (berth.v1): run, ps, logs,
+//! stop/kill/restart/pause/unpause/wait/rename/rm/prune, inspect (with `nsenter`),
+//! docker's exit codes, `--rm`, restart policies across a berthd crash, names and ID
+//! prefixes, published ports, links, binds and volumes, resources, the image's config,
+//! attach and exec. Each test has its own berthd, namespace, bridge, subnet and cgroup
+//! parent, and `ctr containers ls` sees the containers.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_integration::fixtures::{self, Entry, ImageBuilder};
+use berth_integration::procs::Output;
+use berth_integration::{Daemon, DaemonOptions, Registry, TestNames};
+use serde_json::{Value, json};
+
+static SUBNETS: AtomicU32 = AtomicU32::new(0);
+
+/// A /23 unlikely to be used by another test on this machine: the default bridge gets
+/// the first /24, user networks the second.
+fn subnet() -> (String, String) {
+    let n = SUBNETS.fetch_add(1, Ordering::Relaxed);
+    let seed = std::process::id()
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(n * 7919);
+    let a = 160 + (seed % 40);
+    let b = ((seed / 40) % 127) * 2;
+    (format!("10.{a}.{b}.0/24"), format!("10.{a}.{}.0/24", b + 1))
+}
+
+/// One test's world. Field order is drop order: the daemon (and everything under its
+/// directory) goes before the names (cgroup parent, bridge) are cleaned.
+struct World {
+    daemon: Daemon,
+    _registry: Registry,
+    names: TestNames,
+    ns: String,
+    /// busybox (sh as Cmd).
+    busybox: String,
+    /// An image with Env, WorkingDir, User, Entrypoint, Volumes, ExposedPorts and
+    /// StopSignal set, and content under /data.
+    app: String,
+    scratch: tempfile::TempDir,
+}
+
+fn app_image() -> fixtures::Image {
+    let mut entries = fixtures::catalog::busybox_entries().unwrap();
+    entries.push(Entry::dir("/data", 0o755));
+    entries.push(Entry::file(
+        "/data/seed.txt",
+        0o644,
+        "seeded by the image\n",
+    ));
+    entries.push(Entry::dir("/srv", 0o777));
+    ImageBuilder::new("app")
+        .layer(entries, "berth fixture: app")
+        .config(
+            "Env",
+            json!([
+                fixtures::catalog::PATH_ENV,
+                "GREETING=from-image",
+                "KEEP=image"
+            ]),
+        )
+        .config("WorkingDir", json!("/srv"))
+        .config("User", json!("nobody"))
+        .config("Entrypoint", json!(["/bin/sh", "-c"]))
+        .config("Cmd", json!(["echo default-cmd"]))
+        .config("Volumes", json!({"/data": {}}))
+        .config("ExposedPorts", json!({"80/tcp": {}}))
+        .config("StopSignal", json!("SIGINT"))
+        .build()
+}
+
+impl World {
+    async fn new() -> World {
+        let names = TestNames::new();
+        let (default_subnet, pool) = subnet();
+        let registry = Registry::start().unwrap();
+        registry.push(fixtures::busybox(), "busybox:v1").unwrap();
+        registry.push(&app_image(), "app:v1").unwrap();
+        let config = format!(
+            r#"
+[network]
+bridge = "{bridge}"
+subnet = "{default_subnet}"
+ip_forward = false
+default_address_pools = [{{ base = "{pool}", size = 26 }}]
+[containers]
+log_dir = "@DIR@/logs"
+cgroup_parent = "{cgroup}"
+stop_timeout = 5
+"#,
+            bridge = names.bridge,
+            cgroup = names.cgroup_parent,
+        );
+        let daemon = Daemon::start_with(DaemonOptions {
+            config: Some(config),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let ns = daemon.namespace();
+        let w = World {
+            busybox: registry.reference("busybox:v1"),
+            app: registry.reference("app:v1"),
+            daemon,
+            _registry: registry,
+            names,
+            ns,
+            scratch: tempfile::tempdir().unwrap(),
+        };
+        w.ok(&["pull", "-q", &w.busybox]);
+        w
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-n", self.ns.as_str()];
+        all.extend_from_slice(args);
+        self.daemon.run_berthctl(all).unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.success(),
+            "berthctl {args:?} failed: {out:?}\n--- daemon log ---\n{}",
+            tail(&self.daemon.log())
+        );
+        out.stdout
+    }
+
+    fn inspect(&self, name: &str) -> Value {
+        let v: Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v[0].clone()
+    }
+
+    fn status(&self, name: &str) -> String {
+        self.inspect(name)["State"]["Status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn wait_status(&self, name: &str, want: &str) {
+        eventually(&format!("{name} to be {want}"), || {
+            self.status(name) == want
+        });
+    }
+
+    fn ctr_containers(&self) -> String {
+        self.daemon.ctr(&self.ns).ok(["containers", "ls", "-q"])
+    }
+
+    fn cgroup_file(&self, controller: &str, id: &str, file: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(&self.names.cgroup_parent)
+            .join(&self.ns)
+            .join(id)
+            .join(file)
+    }
+}
+
+/// Every process in the cgroup tree `parent` (this test's own), any hierarchy.
+fn processes_in_cgroup(parent: &str) -> Vec<u32> {
+    fn walk(dir: &Path, out: &mut Vec<u32>) {
+        if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+            out.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for top in ["pids", "memory", "unified", ""] {
+        walk(
+            &Path::new("/sys/fs/cgroup").join(top).join(parent),
+            &mut out,
+        );
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Container processes outlive berthd and their shims: end the ones this test
+        // started (they are in its own cgroup parent) before the daemon's cleanup.
+        let _ = self.daemon.stop();
+        for _ in 0..50 {
+            let pids = processes_in_cgroup(&self.names.cgroup_parent);
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                berth_integration::procs::signal(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn tail(s: &str) -> &str {
+    let start = s.len().saturating_sub(6000);
+    let mut i = start;
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    &s[i..]
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn lifecycle_through_berthctl_and_ctr() {
+    let w = World::new().await;
+    let id = w
+        .ok(&[
+            "run", "-d", "--name", "sleeper", &w.busybox, "sleep", "1000",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    // containerd's view of the same container.
+    assert!(w.ctr_containers().contains(&id));
+    let ps = w.ok(&["ps"]);
+    assert!(ps.contains("sleeper") && ps.contains(&id[..12]), "{ps}");
+    assert!(ps.contains("Up "), "{ps}");
+    assert!(ps.starts_with("CONTAINER ID"), "{ps}");
+    assert_eq!(w.ok(&["ps", "-q"]).trim(), &id[..12]);
+    assert_eq!(w.ok(&["ps", "-q", "--no-trunc"]).trim(), id);
+
+    // inspect: a pid that nsenter can use; hostname is the short id.
+    let doc = w.inspect("sleeper");
+    assert_eq!(doc["Name"], "/sleeper");
+    assert_eq!(doc["State"]["Running"], true);
+    let pid = doc["State"]["Pid"].as_u64().unwrap();
+    assert!(pid > 0);
+    let out = std::process::Command::new("nsenter")
+        .args(["--target", &pid.to_string(), "-u", "hostname"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), &id[..12]);
+    assert_eq!(
+        w.ok(&["inspect", "-f", "{{.State.Pid}}", "sleeper"]).trim(),
+        pid.to_string()
+    );
+
+    // pause / unpause.
+    w.ok(&["pause", "sleeper"]);
+    assert_eq!(w.status("sleeper"), "paused");
+    assert!(w.ok(&["ps"]).contains("(Paused)"));
+    w.ok(&["unpause", "sleeper"]);
+    assert_eq!(w.status("sleeper"), "running");
+
+    // stop: sleep as pid 1 ignores SIGTERM, so the kill after 1 s ends it: 137.
+    let started = Instant::now();
+    w.ok(&["stop", "-t", "1", &id[..10]]);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(w.status("sleeper"), "exited");
+    assert_eq!(w.inspect("sleeper")["State"]["ExitCode"], 137);
+    assert_eq!(w.ok(&["ps", "-q"]).trim(), "");
+    assert!(w.ok(&["ps", "-a"]).contains("Exited (137)"));
+
+    // start again, kill with a signal, wait for the code.
+    w.ok(&["start", "sleeper"]);
+    assert_eq!(w.status("sleeper"), "running");
+    let new_pid = w.inspect("sleeper")["State"]["Pid"].as_u64().unwrap();
+    assert_ne!(new_pid, pid);
+    w.ok(&["kill", "-s", "KILL", "sleeper"]);
+    assert_eq!(w.ok(&["wait", "sleeper"]).trim(), "137");
+
+    // restart runs it again.
+    w.ok(&["restart", "-t", "1", "sleeper"]);
+    assert_eq!(w.status("sleeper"), "running");
+
+    // rename, then rm refuses a running container without -f.
+    w.ok(&["rename", "sleeper", "dozer"]);
+    assert!(!w.ctl(&["inspect", "sleeper"]).success());
+    let out = w.ctl(&["rm", "dozer"]);
+    assert_eq!(code(&out), 1, "{out:?}");
+    assert!(out.stderr.contains("running"), "{out:?}");
+    w.ok(&["rm", "-f", "dozer"]);
+    assert_eq!(w.ok(&["ps", "-aq"]).trim(), "");
+    assert!(!w.ctr_containers().contains(&id));
+
+    // prune removes stopped containers only.
+    let a = w.ok(&["run", "-d", &w.busybox, "true"]).trim().to_string();
+    let b = w
+        .ok(&["run", "-d", &w.busybox, "sleep", "1000"])
+        .trim()
+        .to_string();
+    w.wait_status(&a, "exited");
+    let out = w.ok(&["container", "prune", "-f"]);
+    assert!(out.contains(&a) && !out.contains(&b), "{out}");
+    assert_eq!(w.ok(&["ps", "-aq", "--no-trunc"]).trim(), b);
+    w.ok(&["rm", "-f", &b]);
+}
+
+#[tokio::test]
+async fn names_prefixes_filters_and_formats() {
+    let w = World::new().await;
+    let one = w
+        .ok(&[
+            "create", "--name", "one", "-l", "tier=web", &w.busybox, "true",
+        ])
+        .trim()
+        .to_string();
+    let out = w.ctl(&["create", "--name", "one", &w.busybox, "true"]);
+    assert_eq!(code(&out), 125, "{out:?}");
+    assert!(out.stderr.contains("already in use"), "{out:?}");
+    let two = w
+        .ok(&["create", "--name", "two", &w.busybox, "true"])
+        .trim()
+        .to_string();
+    // Generated names for unnamed containers.
+    let three = w.ok(&["create", &w.busybox, "true"]).trim().to_string();
+    let name3 = w.inspect(&three)["Name"].as_str().unwrap().to_string();
+    assert!(name3.starts_with('/') && name3.contains('_'), "{name3}");
+    // A unique prefix works, an ambiguous one says so.
+    assert_eq!(w.inspect(&one[..8])["Id"], one.as_str());
+    let common = one
+        .chars()
+        .zip(two.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let out = w.ctl(&["inspect", &one[..common]]);
+    if common > 0 {
+        assert!(!out.success(), "{out:?}");
+    }
+    assert!(!w.ctl(&["inspect", "nosuchthing"]).success());
+    // Filters and formats.
+    let names = w.ok(&["ps", "-a", "--format", "{{.Names}}", "-f", "label=tier=web"]);
+    assert_eq!(names.trim(), "one");
+    let names = w.ok(&["ps", "-a", "--format", "{{.Names}}", "-f", "name=tw"]);
+    assert_eq!(names.trim(), "two");
+    let created = w.ok(&["ps", "-q", "-f", "status=created"]);
+    assert_eq!(created.lines().count(), 3, "{created}");
+    let anc = w.ok(&["ps", "-aq", "-f", &format!("ancestor={}", w.busybox)]);
+    assert_eq!(anc.lines().count(), 3, "{anc}");
+    assert_eq!(
+        w.ok(&["ps", "-aq", "--last", "1", "--no-trunc"]).trim(),
+        three
+    );
+    assert_eq!(w.ok(&["ps", "-lq", "--no-trunc"]).trim(), three);
+    let json = w.ok(&["ps", "-a", "--format", "json"]);
+    for line in json.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert!(v["ID"].is_string() && v["Status"] == "Created", "{line}");
+    }
+    w.ok(&["rm", "one", "two", &three]);
+}
+
+#[tokio::test]
+async fn exit_codes_like_docker() {
+    let w = World::new().await;
+    let id = w
+        .ok(&["run", "-d", &w.busybox, "sh", "-c", "exit 3"])
+        .trim()
+        .to_string();
+    assert_eq!(w.ok(&["wait", &id]).trim(), "3");
+    assert!(w.ok(&["ps", "-a"]).contains("Exited (3)"));
+    // 127: the command is not found.
+    let out = w.ctl(&["run", "-d", &w.busybox, "/no/such/binary"]);
+    assert_eq!(code(&out), 127, "{out:?}");
+    let out = w.ctl(&["run", "-d", &w.busybox, "nosuchcommand"]);
+    assert_eq!(code(&out), 127, "{out:?}");
+    // 126: it cannot be executed.
+    let out = w.ctl(&["run", "-d", &w.busybox, "/etc/passwd"]);
+    assert_eq!(code(&out), 126, "{out:?}");
+    // 125: berth itself refuses.
+    let out = w.ctl(&["run", "-d", "--pull", "never", "no-such-image:v9", "true"]);
+    assert_eq!(code(&out), 125, "{out:?}");
+    let out = w.ctl(&["run", "-d", "--cap-add", "BOGUS", &w.busybox, "true"]);
+    assert_eq!(code(&out), 125, "{out:?}");
+    // A failed start is recorded.
+    let failed = w
+        .ok(&["ps", "-aq", "--no-trunc"])
+        .lines()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let errors: Vec<i64> = failed
+        .iter()
+        .map(|id| w.inspect(id)["State"]["ExitCode"].as_i64().unwrap())
+        .collect();
+    assert!(errors.contains(&127) && errors.contains(&126), "{errors:?}");
+}
+
+#[tokio::test]
+async fn auto_remove_and_logs() {
+    let w = World::new().await;
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "talker",
+            &w.busybox,
+            "sh",
+            "-c",
+            "echo one; echo two >&2; echo three; sleep 2; echo four",
+        ])
+        .trim()
+        .to_string();
+    // Follow until the end.
+    let out = w.ok(&["logs", "-f", "talker"]);
+    assert_eq!(out, "one\nthree\nfour\n");
+    let out = w.ctl(&["logs", "talker"]);
+    assert_eq!(out.stderr, "two\n");
+    assert_eq!(w.ok(&["logs", "--tail", "1", "talker"]), "four\n");
+    let stamped = w.ok(&["logs", "-t", "--tail", "2", "talker"]);
+    for line in stamped.lines() {
+        let (t, _) = line.split_once(' ').unwrap();
+        assert!(chrono_like(t), "{line}");
+    }
+    assert_eq!(
+        w.ok(&["logs", "--since", "1m", "--tail", "1", "talker"]),
+        "four\n"
+    );
+    assert_eq!(
+        w.ok(&["logs", "--until", "2000-01-01T00:00:00Z", "talker"]),
+        ""
+    );
+    w.ok(&["rm", &id]);
+    // --rm: gone after it exits, with its log.
+    let id = w
+        .ok(&["run", "-d", "--rm", &w.busybox, "sh", "-c", "sleep 1"])
+        .trim()
+        .to_string();
+    eventually("the --rm container to go", || {
+        !w.ok(&["ps", "-aq", "--no-trunc"]).contains(&id)
+    });
+    assert!(!w.ctr_containers().contains(&id));
+    assert!(!w.daemon.dir().join("logs").join(&w.ns).join(&id).exists());
+}
+
+fn chrono_like(t: &str) -> bool {
+    t.len() > 20 && t.ends_with('Z') && t.contains('T')
+}
+
+#[tokio::test]
+async fn image_config_and_flags() {
+    let w = World::new().await;
+    w.ok(&["pull", "-q", &w.app]);
+    // The image's entrypoint, cmd, env, workdir and user.
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            &w.app,
+            "echo $GREETING $KEEP; pwd; id -u; id -g",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(w.ok(&["wait", &id]).trim(), "0");
+    assert_eq!(
+        w.ok(&["logs", &id]),
+        "from-image image\n/srv\n65534\n65534\n"
+    );
+    let doc = w.inspect(&id);
+    assert_eq!(doc["Config"]["StopSignal"], "SIGINT");
+    assert_eq!(doc["Config"]["WorkingDir"], "/srv");
+    assert!(doc["Config"]["ExposedPorts"]["80/tcp"].is_object());
+    // An anonymous volume for the image's VOLUME, filled from the image.
+    let mounts = doc["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(mounts[0]["Destination"], "/data");
+    assert_eq!(mounts[0]["Type"], "volume");
+    let source = mounts[0]["Source"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(Path::new(source).join("seed.txt")).unwrap(),
+        "seeded by the image\n"
+    );
+    // Flags override: env, workdir, user, entrypoint, hostname.
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "-e",
+            "GREETING=from-flag",
+            "-w",
+            "/tmp",
+            "-u",
+            "0:0",
+            "-h",
+            "myhost",
+            "--entrypoint",
+            "/bin/sh",
+            &w.app,
+            "-c",
+            "echo $GREETING $KEEP; pwd; id -u; hostname; cat /etc/hostname",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(w.ok(&["wait", &id]).trim(), "0");
+    assert_eq!(
+        w.ok(&["logs", &id]),
+        "from-flag image\n/tmp\n0\nmyhost\nmyhost\n"
+    );
+    // A user name from the image's passwd, an unknown one refused at start.
+    let id = w
+        .ok(&["run", "-d", "-u", "nobody", &w.busybox, "id", "-u"])
+        .trim()
+        .to_string();
+    w.ok(&["wait", &id]);
+    assert_eq!(w.ok(&["logs", &id]), "65534\n");
+    let out = w.ctl(&["run", "-d", "-u", "ghost", &w.busybox, "true"]);
+    assert_eq!(code(&out), 125, "{out:?}");
+    assert!(out.stderr.contains("unable to find user ghost"), "{out:?}");
+    // --rm -v removes the anonymous volume too.
+    w.ok(&[
+        "rm",
+        "-v",
+        &w.ok(&["ps", "-aq", "--last", "1"]).trim().to_string(),
+    ]);
+}
+
+#[tokio::test]
+async fn binds_and_named_volumes() {
+    let w = World::new().await;
+    w.ok(&["pull", "-q", &w.app]);
+    let host = w.scratch.path().join("shared");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("hello.txt"), "from the host\n").unwrap();
+    let bind = format!("{}:/mnt/host:ro", host.display());
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "-v",
+            &bind,
+            &w.busybox,
+            "sh",
+            "-c",
+            "cat /mnt/host/hello.txt; touch /mnt/host/x 2>/dev/null && echo writable || echo read-only",
+        ])
+        .trim()
+        .to_string();
+    w.ok(&["wait", &id]);
+    assert_eq!(w.ok(&["logs", &id]), "from the host\nread-only\n");
+    assert!(!host.join("x").exists());
+    // A named volume: created on first use, filled from the image, shared, kept.
+    let writer = w
+        .ok(&[
+            "run",
+            "-d",
+            "-v",
+            "appdata:/data",
+            "-u",
+            "0",
+            &w.app,
+            "cat /data/seed.txt; echo written > /data/new.txt",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(w.ok(&["wait", &writer]).trim(), "0");
+    assert_eq!(w.ok(&["logs", &writer]), "seeded by the image\n");
+    let reader = w
+        .ok(&[
+            "run",
+            "-d",
+            "-v",
+            "appdata:/vol",
+            &w.busybox,
+            "cat",
+            "/vol/new.txt",
+        ])
+        .trim()
+        .to_string();
+    w.ok(&["wait", &reader]);
+    assert_eq!(w.ok(&["logs", &reader]), "written\n");
+    let data = w.daemon.root().join("volumes/appdata/_data");
+    assert!(data.join("seed.txt").is_file());
+    w.ok(&["rm", "-v", &writer, &reader]);
+    // Named volumes outlive their containers.
+    assert!(data.join("new.txt").is_file());
+}
+
+#[tokio::test]
+async fn resources_in_the_cgroup() {
+    let w = World::new().await;
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "32",
+            "--cpus",
+            "0.5",
+            &w.busybox,
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    let limit = w.cgroup_file("memory", &id, "memory.limit_in_bytes");
+    assert_eq!(
+        std::fs::read_to_string(&limit).unwrap().trim(),
+        (64u64 << 20).to_string(),
+        "{}",
+        limit.display()
+    );
+    let pids = w.cgroup_file("pids", &id, "pids.max");
+    assert_eq!(std::fs::read_to_string(&pids).unwrap().trim(), "32");
+    let quota = w.cgroup_file("cpu,cpuacct", &id, "cpu.cfs_quota_us");
+    if quota.exists() {
+        assert_eq!(std::fs::read_to_string(&quota).unwrap().trim(), "50000");
+    }
+    let doc = w.inspect(&id);
+    assert_eq!(doc["HostConfig"]["Memory"], 64 << 20);
+    assert_eq!(doc["HostConfig"]["PidsLimit"], 32);
+    w.ok(&["rm", "-f", &id]);
+    assert!(!limit.exists());
+}
+
+#[tokio::test]
+async fn published_ports_and_links() {
+    let w = World::new().await;
+    let port = berth_integration::ports::free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let web = w
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &publish,
+            &w.busybox,
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello from web > /www/index.html && httpd -f -p 80 -h /www",
+        ])
+        .trim()
+        .to_string();
+    let ps = w.ok(&["ps"]);
+    assert!(ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
+    let mut body = String::new();
+    eventually("the published port to answer", || {
+        body = http_get(port).unwrap_or_default();
+        body.contains("hello from web")
+    });
+    let doc = w.inspect("web");
+    assert_eq!(
+        doc["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+    let ip = doc["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ip.starts_with("10."), "{ip}");
+    // A link: the alias resolves to web, and the page is reachable through it.
+    let client = w
+        .ok(&[
+            "run",
+            "-d",
+            "--link",
+            "web:www",
+            &w.busybox,
+            "sh",
+            "-c",
+            "grep www /etc/hosts; wget -q -O - http://www/",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(w.ok(&["wait", &client]).trim(), "0");
+    let logs = w.ok(&["logs", &client]);
+    assert!(logs.contains(&ip) && logs.contains("www"), "{logs}");
+    assert!(logs.contains("hello from web"), "{logs}");
+    w.ok(&["rm", "-f", &web, &client]);
+    // The port is free again.
+    std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+}
+
+fn http_get(port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[tokio::test]
+async fn restart_policies_survive_a_berthd_crash() {
+    let mut w = World::new().await;
+    // on-failure:2 gives up after two restarts.
+    let flaky = w
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            &w.busybox,
+            "sh",
+            "-c",
+            "exit 4",
+        ])
+        .trim()
+        .to_string();
+    eventually("two restarts", || {
+        let d = w.inspect(&flaky);
+        d["RestartCount"] == 2 && d["State"]["Status"] == "exited"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(w.inspect(&flaky)["RestartCount"], 2);
+    // always: survives berthd being killed, and is restarted after a crash of its own.
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--name",
+            "keeper",
+            &w.busybox,
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    let pid = w.inspect("keeper")["State"]["Pid"].as_u64().unwrap();
+    w.daemon.kill9().unwrap();
+    w.daemon.restart().await.unwrap();
+    let doc = w.inspect("keeper");
+    assert_eq!(doc["State"]["Status"], "running");
+    assert_eq!(doc["State"]["Pid"].as_u64().unwrap(), pid);
+    // The container's process dies: berthd restarts it.
+    berth_integration::procs::signal(pid as u32, nix::sys::signal::Signal::SIGKILL);
+    eventually("keeper to be restarted", || {
+        let d = w.inspect("keeper");
+        d["State"]["Status"] == "running" && d["State"]["Pid"].as_u64() != Some(pid)
+    });
+    assert_eq!(w.inspect("keeper")["RestartCount"], 1);
+    // It dies while berthd is down: restarted when berthd comes back.
+    let pid = w.inspect("keeper")["State"]["Pid"].as_u64().unwrap();
+    w.daemon.kill9().unwrap();
+    berth_integration::procs::signal(pid as u32, nix::sys::signal::Signal::SIGKILL);
+    std::thread::sleep(Duration::from_millis(300));
+    w.daemon.restart().await.unwrap();
+    eventually("keeper to run again", || {
+        let d = w.inspect("keeper");
+        d["State"]["Status"] == "running" && d["State"]["Pid"].as_u64() != Some(pid)
+    });
+    // A manual stop is respected.
+    w.ok(&["stop", "-t", "1", "keeper"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(w.status("keeper"), "exited");
+    w.ok(&["rm", "-f", &id, &flaky]);
+}
