@@ -9,7 +9,7 @@ use crate::containers::{Containers, ContainersGc};
 use crate::content::{ContentGc, ContentStore};
 use crate::diff::Differ;
 use crate::distribution::RegistryClient;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::Exchange;
 use crate::gc::{Collector, LeasesGc, Trigger};
 use crate::images::{Images, ImagesGc};
@@ -32,8 +32,6 @@ pub struct Core {
     pub images: Images,
     pub snapshots: Snapshots,
     pub tasks: Tasks,
-    /// The sealed shim executable every task's shim runs from (kept open).
-    _sealed_shim: berth_shim::sealed_exe::SealedExe,
     pub differ: Differ,
     /// Container networking (bridges, addresses, ports, name resolution).
     pub networks: Arc<Networks>,
@@ -72,26 +70,14 @@ impl Core {
             config.gc.ingest_max_age,
         )));
         let containers = Containers::new(metadata.clone(), events.clone());
-        // Shims run from one sealed in-memory copy of the binary, so nothing inside a
-        // container can reach the binary on disk through a shim (docs/isolation.md).
-        let shim_binary = crate::tasks::locate_shim(&config.runtime.shim);
-        let sealed = berth_shim::sealed_exe::SealedExe::from_path(&shim_binary).map_err(|e| {
-            Error::io(
-                format!(
-                    "seal a copy of the shim {} (set [runtime] shim to its path)",
-                    shim_binary.display()
-                ),
-                e,
-            )
-        })?;
-        let shim = ShimCommand {
-            binary: sealed.path(),
-            log_level: if config.runtime.shim_log_level.is_empty() {
+        let shim = ShimCommand::new(
+            crate::tasks::locate_shim(&config.runtime.shim),
+            if config.runtime.shim_log_level.is_empty() {
                 config.log.level.clone()
             } else {
                 config.runtime.shim_log_level.clone()
             },
-        };
+        );
         let tasks = Tasks::new(
             config.state.clone(),
             shim,
@@ -114,7 +100,6 @@ impl Core {
             namespaces: Namespaces::new(metadata.clone(), events.clone()),
             containers,
             tasks,
-            _sealed_shim: sealed,
             images: Images::new(metadata.clone(), events.clone(), gc.clone()),
             plugins: plugins::registry(&config.root),
             content,

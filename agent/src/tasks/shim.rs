@@ -1,6 +1,9 @@
 //! Starting, reaching and cleaning up after `berth-shim` processes.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use berth_shim::sealed_exe::SealedExe;
 
 use berth_api::shim::{ClientError, ShimClient};
 
@@ -18,6 +21,13 @@ pub fn locate(configured: &str) -> PathBuf {
         if sibling.is_file() {
             return sibling;
         }
+        // Test binaries live in target/<profile>/deps, next to the built binaries' dir.
+        if dir.ends_with("deps")
+            && let Some(up) = dir.parent()
+            && up.join("berth-shim").is_file()
+        {
+            return up.join("berth-shim");
+        }
     }
     std::env::var_os("PATH")
         .and_then(|paths| {
@@ -28,16 +38,51 @@ pub fn locate(configured: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("berth-shim"))
 }
 
-/// How to run the shim binary for one task.
+/// How to run the shim binary. Shims run from one sealed in-memory copy of it, made on
+/// first use, so nothing inside a container can reach the binary on disk through a
+/// shim (docs/isolation.md).
 #[derive(Debug, Clone)]
 pub struct ShimCommand {
-    pub binary: PathBuf,
-    pub log_level: String,
+    binary: PathBuf,
+    sealed: Arc<OnceLock<SealedExe>>,
+    log_level: String,
 }
 
 impl ShimCommand {
-    fn args(&self, verb: &str, ns: &str, id: &str, bundle: &Path) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.binary);
+    pub fn new(binary: PathBuf, log_level: String) -> Self {
+        ShimCommand {
+            binary,
+            sealed: Arc::default(),
+            log_level,
+        }
+    }
+
+    /// The path to execute: the sealed copy.
+    fn program(&self) -> Result<PathBuf> {
+        if let Some(s) = self.sealed.get() {
+            return Ok(s.path());
+        }
+        let sealed = SealedExe::from_path(&self.binary).map_err(|e| {
+            Error::io(
+                format!(
+                    "seal a copy of the shim {} (set [runtime] shim to its path)",
+                    self.binary.display()
+                ),
+                e,
+            )
+        })?;
+        // Another task may have sealed it meanwhile; either copy serves.
+        Ok(self.sealed.get_or_init(|| sealed).path())
+    }
+
+    fn args(
+        &self,
+        verb: &str,
+        ns: &str,
+        id: &str,
+        bundle: &Path,
+    ) -> Result<tokio::process::Command> {
+        let mut cmd = tokio::process::Command::new(self.program()?);
         // The binary may be a sealed copy (/proc/self/fd/N): name it for `ps`.
         cmd.arg0("berth-shim")
             .arg(verb)
@@ -47,7 +92,7 @@ impl ShimCommand {
             .args(["--log-level", &self.log_level])
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
-        cmd
+        Ok(cmd)
     }
 
     /// Starts a detached shim serving `socket`; returns its pid once it listens.
@@ -57,7 +102,7 @@ impl ShimCommand {
                 .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
         }
         let out = self
-            .args("start", ns, id, bundle)
+            .args("start", ns, id, bundle)?
             .arg("--socket")
             .arg(socket)
             .output()
@@ -84,7 +129,7 @@ impl ShimCommand {
     /// its rootfs, removes its cgroup. Idempotent.
     pub async fn cleanup(&self, ns: &str, id: &str, bundle: &Path) -> Result<()> {
         let out = self
-            .args("delete", ns, id, bundle)
+            .args("delete", ns, id, bundle)?
             .output()
             .await
             .map_err(|e| Error::io(format!("run {} delete", self.binary.display()), e))?;
