@@ -155,14 +155,6 @@ fn create(shim: &mut Shim, r: pb::CreateRequest) -> Result<Answer> {
             options: m.options.clone(),
         })
         .collect();
-    let mut c = Container::prepare(
-        &shim.sys,
-        &shim.ident.id,
-        &shim.ident.namespace,
-        &bundle,
-        &mounts,
-        r.no_pivot,
-    )?;
     let stdio = StdioConfig {
         stdin: r.stdin,
         stdout: r.stdout,
@@ -173,12 +165,15 @@ fn create(shim: &mut Shim, r: pb::CreateRequest) -> Result<Answer> {
         stdin_stream: r.stdin_stream,
         output_stream: r.output_stream,
     };
-    if let Err(e) = stdio.validate() {
-        if let Err(e2) = c.destroy(&shim.sys) {
-            tracing::warn!(error = %e2, "cleanup after failed create");
-        }
-        return Err(e);
-    }
+    stdio.validate()?;
+    let mut c = Container::prepare(
+        &shim.sys,
+        &shim.ident.id,
+        &shim.ident.namespace,
+        &bundle,
+        &mounts,
+        r.no_pivot,
+    )?;
     let (slot, token) = shim.alloc_slot(true);
     let spawned = ProcessIo::open("", &stdio, token, &mut shim.logs).and_then(|(io, child)| {
         let created = c.spawn_init(&shim.sys, child.raw())?;
