@@ -127,6 +127,11 @@ pub struct ContainersConfig {
     /// Seconds `stop` waits for a container to exit before killing it, unless the
     /// container or the request says otherwise.
     pub stop_timeout: u32,
+    /// Rotate a container's log once it reaches this size ("10m", "1g"; "0": never),
+    /// unless `--log-opt max-size` says otherwise.
+    pub log_max_size: String,
+    /// Log files kept per container, the current one included (`--log-opt max-file`).
+    pub log_max_files: u32,
 }
 
 impl Default for ContainersConfig {
@@ -135,13 +140,44 @@ impl Default for ContainersConfig {
             log_dir: PathBuf::from("/var/log/berth"),
             cgroup_parent: "berth".into(),
             stop_timeout: 10,
+            log_max_size: "10m".into(),
+            log_max_files: 3,
         }
     }
 }
 
+/// A size in bytes written as docker does: a number with an optional unit b, k, m, g or
+/// t (powers of 1024), e.g. "10m".
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 10m or 1g"))?;
+    if !(n >= 0.0) {
+        return Err(format!("{s:?} is not a size like 10m or 1g"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
 impl ContainersConfig {
-    /// Checks the log directory and the cgroup parent.
+    /// The log rotation size in bytes (0: never).
+    pub fn log_max_bytes(&self) -> u64 {
+        parse_bytes(&self.log_max_size).unwrap_or(0)
+    }
+
+    /// Checks the log directory, the cgroup parent and the log rotation.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        parse_bytes(&self.log_max_size)
+            .map_err(|e| ConfigError::Invalid(format!("containers.log_max_size = {e}")))?;
         if !self.log_dir.is_absolute() {
             return Err(ConfigError::Invalid(format!(
                 "containers.log_dir = {:?} must be an absolute path",
@@ -681,11 +717,15 @@ default_address_pools = [{ base = "10.100.0.0/16", size = 24 }]
         .unwrap();
         assert_eq!(c.containers.cgroup_parent, "berth-test-1");
         assert_eq!(c.containers.stop_timeout, 3);
+        assert_eq!(c.containers.log_max_bytes(), 10 << 20);
+        assert_eq!(parse_bytes("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_bytes("0").unwrap(), 0);
         for bad in [
             "[containers]\nlog_dir = \"logs\"\n",
             "[containers]\ncgroup_parent = \"\"\n",
             "[containers]\ncgroup_parent = \"a/../b\"\n",
             "[containers]\nbogus = 1\n",
+            "[containers]\nlog_max_size = \"lots\"\n",
         ] {
             assert!(Config::parse(bad).is_err(), "{bad}");
         }

@@ -768,3 +768,343 @@ async fn restart_policies_survive_a_berthd_crash() {
     assert_eq!(w.status("keeper"), "exited");
     w.ok(&["rm", "-f", &id, &flaky]);
 }
+
+/// A berthctl process with piped stdin, its output collected as it comes.
+struct Interactive {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    err: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Interactive {
+    fn spawn(program: &str, args: &[String]) -> Interactive {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let err = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        for (pipe, buf) in [
+            (
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+                out.clone(),
+            ),
+            (Box::new(child.stderr.take().unwrap()), err.clone()),
+        ] {
+            std::thread::spawn(move || {
+                let mut pipe = pipe;
+                let mut b = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut b) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.lock().unwrap().extend_from_slice(&b[..n]);
+                }
+            });
+        }
+        Interactive {
+            stdin: child.stdin.take(),
+            child,
+            out,
+            err,
+        }
+    }
+
+    fn ctl(w: &World, args: &[&str]) -> Interactive {
+        let mut all = vec![
+            "--address".to_string(),
+            w.daemon.address(),
+            "-n".to_string(),
+            w.ns.clone(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let bin = berth_integration::daemon::binary("berthctl").unwrap();
+        Interactive::spawn(bin.to_str().unwrap(), &all)
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        use std::io::Write;
+        let s = self.stdin.as_mut().unwrap();
+        s.write_all(data).unwrap();
+        s.flush().unwrap();
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.stdout();
+            if out.contains(needle) {
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?}: stdout {out:?}, stderr {:?}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the exit; returns the code.
+    fn wait(&mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthctl did not exit: stdout {:?}, stderr {:?}",
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Interactive {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn run_attached_with_stdin_and_exit_codes() {
+    let w = World::new().await;
+    let out = w.ctl(&["run", "--rm", &w.busybox, "echo", "hi"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(out.stdout, "hi\n");
+    let out = w.ctl(&[
+        "run",
+        "--rm",
+        &w.busybox,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(code(&out), 3, "{out:?}");
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str()),
+        ("out\n", "err\n")
+    );
+    // --rm: gone when run returns.
+    assert_eq!(w.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(w.ctr_containers().trim(), "");
+    // 127 and 126 in the foreground too.
+    let out = w.ctl(&["run", "--rm", &w.busybox, "nosuchcommand"]);
+    assert_eq!(code(&out), 127, "{out:?}");
+    let out = w.ctl(&["run", "--rm", &w.busybox, "/etc"]);
+    assert_eq!(code(&out), 126, "{out:?}");
+    assert_eq!(
+        w.ok(&["ps", "-aq"]).trim(),
+        "",
+        "failed --rm runs are removed"
+    );
+    // stdin with -i.
+    let mut cmd = w.daemon.berthctl().unwrap();
+    cmd.args([
+        "-n",
+        &w.ns,
+        "run",
+        "--rm",
+        "-i",
+        &w.busybox,
+        "sh",
+        "-c",
+        "cat; echo done",
+    ]);
+    let out = berth_integration::procs::run(
+        &mut cmd,
+        Some(b"through the pipe\n"),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(out.stdout, "through the pipe\ndone\n");
+    // A pulled-on-demand image: run pulls what is missing.
+    w.ok(&["rmi", &w.busybox]);
+    let out = w.ctl(&["run", "--rm", &w.busybox, "echo", "pulled"]);
+    assert_eq!(out.stdout, "pulled\n", "{out:?}");
+    assert!(out.stderr.contains("Unable to find image"), "{out:?}");
+}
+
+#[tokio::test]
+async fn signals_are_proxied() {
+    let w = World::new().await;
+    let mut run = Interactive::ctl(
+        &w,
+        &[
+            "run",
+            "--rm",
+            &w.busybox,
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ],
+    );
+    run.wait_for("ready");
+    berth_integration::procs::signal(run.pid(), nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(run.wait(), 7, "stderr: {}", run.stderr());
+    assert!(run.stdout().contains("got TERM"));
+}
+
+#[tokio::test]
+async fn exec_into_a_running_container() {
+    let w = World::new().await;
+    let id = w
+        .ok(&[
+            "run", "-d", "--name", "box", "-e", "BASE=1", &w.busybox, "sleep", "1000",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(w.ok(&["exec", "box", "echo", "hello"]), "hello\n");
+    assert_eq!(
+        w.ok(&[
+            "exec",
+            "-e",
+            "X=2",
+            "-w",
+            "/tmp",
+            "box",
+            "sh",
+            "-c",
+            "echo $BASE $X; pwd"
+        ]),
+        "1 2\n/tmp\n"
+    );
+    assert_eq!(
+        w.ok(&["exec", "-u", "nobody", "box", "id", "-u"]),
+        "65534\n"
+    );
+    let out = w.ctl(&["exec", "box", "sh", "-c", "exit 9"]);
+    assert_eq!(code(&out), 9, "{out:?}");
+    let out = w.ctl(&["exec", "box", "nosuchcommand"]);
+    assert_eq!(code(&out), 127, "{out:?}");
+    // stdin with -i.
+    let mut cmd = w.daemon.berthctl().unwrap();
+    cmd.args(["-n", &w.ns, "exec", "-i", "box", "sh", "-c", "tr a-z A-Z"]);
+    let out =
+        berth_integration::procs::run(&mut cmd, Some(b"shout\n"), Duration::from_secs(60)).unwrap();
+    assert_eq!(out.stdout, "SHOUT\n", "{out:?}");
+    // -d: runs on its own.
+    w.ok(&[
+        "exec",
+        "-d",
+        "box",
+        "sh",
+        "-c",
+        "echo detached > /tmp/marker",
+    ]);
+    eventually("the detached exec", || {
+        w.ctl(&["exec", "box", "cat", "/tmp/marker"]).stdout == "detached\n"
+    });
+    // Same pid namespace: the exec sees the init process as pid 1.
+    assert!(
+        w.ok(&["exec", "box", "ps", "-o", "pid,comm"])
+            .contains("1 sleep")
+    );
+    // Not running: refused.
+    w.ok(&["stop", "-t", "0", "box"]);
+    let out = w.ctl(&["exec", "box", "true"]);
+    assert_ne!(code(&out), 0);
+    assert!(out.stderr.contains("not running"), "{out:?}");
+    w.ok(&["rm", &id]);
+}
+
+#[tokio::test]
+async fn two_attachers_and_detach_keys() {
+    let w = World::new().await;
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "-i",
+            "--name",
+            "echoer",
+            &w.busybox,
+            "sh",
+            "-c",
+            "echo started; while read line; do echo got $line; done",
+        ])
+        .trim()
+        .to_string();
+    let mut a = Interactive::ctl(&w, &["attach", "echoer"]);
+    let b = Interactive::ctl(&w, &["attach", "--no-stdin", "echoer"]);
+    // Both are attached once a line sent through a reaches both.
+    let mut n = 0;
+    eventually("both attachers to see the same output", || {
+        n += 1;
+        a.write(format!("ping{n}\n").as_bytes());
+        std::thread::sleep(Duration::from_millis(200));
+        let want = format!("got ping{n}");
+        a.stdout().contains(&want) && b.stdout().contains(&want)
+    });
+    a.write(b"hello\n");
+    a.wait_for("got hello");
+    b.wait_for("got hello");
+    // ctrl-p ctrl-q detaches a; the container runs on and b stays attached.
+    a.write(b"\x10\x11");
+    assert_eq!(a.wait(), 0, "stderr: {}", a.stderr());
+    assert_eq!(w.status("echoer"), "running");
+    let mut c = Interactive::ctl(&w, &["attach", "--detach-keys", "ctrl-x", "echoer"]);
+    std::thread::sleep(Duration::from_millis(500));
+    c.write(b"again\n");
+    b.wait_for("got again");
+    c.wait_for("got again");
+    c.write(b"\x18");
+    assert_eq!(c.wait(), 0);
+    // The container ends: b ends with its code.
+    w.ok(&["kill", "echoer"]);
+    let mut b = b;
+    assert_eq!(b.wait(), 137, "stderr: {}", b.stderr());
+    w.ok(&["rm", &id]);
+}
+
+#[tokio::test]
+async fn run_it_under_a_terminal() {
+    let w = World::new().await;
+    let line = format!(
+        "{} --address {} -n {} run -it --rm {} sh",
+        berth_integration::daemon::binary("berthctl")
+            .unwrap()
+            .display(),
+        w.daemon.address(),
+        w.ns,
+        w.busybox
+    );
+    let mut s = Interactive::spawn(
+        "script",
+        &["-qec".to_string(), line, "/dev/null".to_string()],
+    );
+    s.write(b"tty; echo answer=$((6*7))\n");
+    let out = s.wait_for("answer=42");
+    assert!(
+        out.contains("/dev/console") || out.contains("/dev/pts"),
+        "{out}"
+    );
+    s.write(b"exit 5\n");
+    assert_eq!(s.wait(), 5, "stdout: {} stderr: {}", s.stdout(), s.stderr());
+    assert_eq!(w.ok(&["ps", "-aq"]).trim(), "");
+}

@@ -63,10 +63,25 @@ fn check_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<()> 
             "--init: berth has no init process to add yet".into(),
         ));
     }
-    if let Some(k) = hc.log_config.config.keys().next() {
-        return Err(Error::Unimplemented(format!(
-            "log option {k:?}: per-container log options are not supported yet"
-        )));
+    for (k, v) in &hc.log_config.config {
+        match k.as_str() {
+            "max-size" => {
+                crate::config::parse_bytes(v)
+                    .map_err(|e| Error::InvalidArgument(format!("--log-opt max-size: {e}")))?;
+            }
+            "max-file" => {
+                if !v.parse::<u32>().is_ok_and(|n| n >= 1) {
+                    return Err(Error::InvalidArgument(format!(
+                        "--log-opt max-file={v}: expected a number of files, at least 1"
+                    )));
+                }
+            }
+            other => {
+                return Err(Error::Unimplemented(format!(
+                    "log option {other:?}: berth's json log takes max-size and max-file"
+                )));
+            }
+        }
     }
     if hc.memory != 0 && hc.memory < MIN_MEMORY {
         return Err(Error::InvalidArgument(

@@ -199,6 +199,7 @@ mod tests {
             watch: tokio::sync::watch::Sender::new(Default::default()),
             pending_restart: Default::default(),
             backoff_ms: Default::default(),
+            hub: Default::default(),
         };
         let quick = Duration::from_millis(10);
         assert_eq!(next_backoff(&slot, quick), 100);

@@ -18,8 +18,11 @@
 //! [`Slot`] per container: a lock serializing its state changes, a watch of its exits
 //! for `wait`, a pending restart, and the fan-out of its output to attached clients.
 
+mod attach;
 mod create;
+mod exec;
 mod exit;
+mod hub;
 mod image;
 mod inspect;
 mod list;
@@ -48,7 +51,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+pub use attach::{AttachEnd, AttachEvent, AttachInput, AttachRequest, Attached, attach};
 pub use create::{CreateRequest, Created, create};
+pub use exec::{ExecEvent, ExecRequest, ExecSession, exec};
 pub use inspect::inspect;
 pub use list::{ListOptions, Port, Summary, list};
 pub use logs::{LogFrame, LogOptions, logs};
@@ -89,6 +94,8 @@ pub struct Slot {
     pending_restart: Mutex<Option<tokio::task::AbortHandle>>,
     /// The back-off of the next restart, in milliseconds (0: the first).
     backoff_ms: Mutex<u64>,
+    /// The output of the running task, for attached clients.
+    pub hub: hub::Hub,
 }
 
 impl Slot {
@@ -148,6 +155,7 @@ impl BerthContainers {
                     }),
                     pending_restart: Mutex::new(None),
                     backoff_ms: Mutex::new(0),
+                    hub: hub::Hub::default(),
                 })
             })
             .clone()
@@ -177,6 +185,20 @@ impl BerthContainers {
             .join(ns)
             .join(id)
             .join(format!("{id}-json.log"))
+    }
+
+    /// The log rotation of a container: its `--log-opt`s, else the daemon's.
+    pub fn log_rotation(&self, rec: &Record) -> (u64, u32) {
+        let opts = &rec.host_config.log_config.config;
+        let size = opts
+            .get("max-size")
+            .and_then(|v| crate::config::parse_bytes(v).ok())
+            .unwrap_or_else(|| self.config.log_max_bytes());
+        let files = opts
+            .get("max-file")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.config.log_max_files);
+        (size, files)
     }
 
     /// `/<parent>/<ns>/<id>`.

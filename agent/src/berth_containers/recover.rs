@@ -87,11 +87,15 @@ pub async fn recover(core: &Arc<Core>) {
                     r.state.pid = pid;
                     Ok(())
                 });
-                let _ = core.berth.slot(&ns, &rec);
-                core.berth
-                    .slot(&ns, &rec)
-                    .watch
-                    .send_modify(|w| w.running = true);
+                let slot = core.berth.slot(&ns, &rec);
+                slot.watch.send_modify(|w| w.running = true);
+                // Output from now on for clients that attach (no replay: see logs).
+                match core.tasks.attach(&ns, &id, "", true, true).await {
+                    Ok(out) => slot.hub.pump(out),
+                    Err(e) => {
+                        tracing::warn!(container = %id, error = %e, "subscribe to the output")
+                    }
+                }
                 exit::watch(core.clone(), ns, id);
             }
             Found::Exited(e) => exit::handle(core, &ns, &id, e).await,

@@ -70,7 +70,7 @@ pub(super) async fn start_locked(
     {
         tracing::warn!(container = %id, error = %e, "delete the previous task");
     }
-    match launch(core, ns, &rec).await {
+    match launch(core, ns, &rec, slot).await {
         Ok(pid) => {
             let started = core.berth.store.update(ns, id, |r| {
                 r.state.status = Status::Running;
@@ -152,9 +152,10 @@ async fn prepare_root(core: &Arc<Core>, ns: &str, rec: &Record) -> Result<ExecUs
 }
 
 /// Network, spec, task: returns the pid of the started process.
-async fn launch(core: &Arc<Core>, ns: &str, rec: &Record) -> Result<u32> {
+async fn launch(core: &Arc<Core>, ns: &str, rec: &Record, slot: &Slot) -> Result<u32> {
     let user = prepare_root(core, ns, rec).await?;
     let net = network::setup(core, ns, rec).await?;
+    let (log_max_size, log_max_files) = core.berth.log_rotation(rec);
     let run = async {
         let spec = spec::build(&SpecInput {
             record: rec,
@@ -178,13 +179,25 @@ async fn launch(core: &Arc<Core>, ns: &str, rec: &Record) -> Result<u32> {
                     rootfs: Vec::new(),
                     stdio: Stdio {
                         terminal: rec.config.tty,
+                        stdin_stream: rec.config.open_stdin,
+                        output_stream: true,
                         ..Default::default()
                     },
                     no_pivot: false,
                     log_path: Some(rec.log_path.clone()),
+                    log_max_size,
+                    log_max_files,
                 },
             )
             .await?;
+        // Subscribe before the process runs: attached clients see its first byte.
+        match core.tasks.attach(ns, &rec.id, "", true, true).await {
+            Ok(out) => slot.hub.pump(out),
+            Err(e) => {
+                let _ = core.tasks.delete(ns, &rec.id).await;
+                return Err(e);
+            }
+        }
         match core.tasks.start(ns, &rec.id, "").await {
             Ok(pid) => Ok(pid),
             Err(e) => {

@@ -105,9 +105,11 @@ impl tasks_server::Tasks for Tasks {
                 stdout: r.stdout,
                 stderr: r.stderr,
                 terminal: r.terminal,
+                ..Default::default()
             },
             no_pivot: no_pivot(r.options.as_ref())?,
             log_path: None,
+            ..Default::default()
         };
         let p = self.core.tasks.create(&ns, create).await?;
         Ok(Response::new(CreateTaskResponse {
@@ -219,6 +221,7 @@ impl tasks_server::Tasks for Tasks {
             stdout: r.stdout,
             stderr: r.stderr,
             terminal: r.terminal,
+            ..Default::default()
         };
         self.core
             .tasks

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use berth_api::berth::shim::v1 as pb;
 use berth_api::containerd::events as ce;
-use berth_api::shim::{ClientError, ShimClient};
+use berth_api::shim::{ClientError, OutputStream, ShimClient};
 
 pub use shim::{ShimCommand, locate as locate_shim};
 pub use types::{CreateTask, Exit, ProcessState, SHIM_DIED_STATUS, Status, Stdio};
@@ -123,6 +123,7 @@ fn state_from_wire(container_id: &str, s: pb::StateResponse) -> ProcessState {
             stdout: s.stdout,
             stderr: s.stderr,
             terminal: s.terminal,
+            ..Default::default()
         },
         exit_status: s.exit_status,
         exited_at: berth_api::time::wire_to_unix_nanos(s.exited_at.as_ref()),
@@ -315,7 +316,10 @@ impl Tasks {
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
-                ..Default::default()
+                stdin_stream: req.stdio.stdin_stream,
+                output_stream: req.stdio.output_stream,
+                log_max_size: req.log_max_size,
+                log_max_files: req.log_max_files,
             })
             .await;
         let created = match created {
@@ -461,10 +465,47 @@ impl Tasks {
             stderr: stdio.stderr,
             terminal: stdio.terminal,
             log_path: String::new(),
+            stdin_stream: stdio.stdin_stream,
+            output_stream: stdio.output_stream,
             ..Default::default()
         })
         .await
         .map_err(|e| shim::error(id, e))
+    }
+
+    /// Subscribes to a process's output from now on (before Start: all of it).
+    pub async fn attach(
+        &self,
+        ns: &str,
+        id: &str,
+        exec_id: &str,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<OutputStream> {
+        let c = self.get(ns, id)?.client().await?;
+        c.attach(pb::AttachRequest {
+            exec_id: exec_id.into(),
+            stdout,
+            stderr,
+            logs: false,
+        })
+        .await
+        .map_err(|e| shim::error(id, e))
+    }
+
+    /// Appends to the stdin of a process created with a stdin stream; returns once the
+    /// data is in its pipe (or terminal).
+    pub async fn write_stdin(
+        &self,
+        ns: &str,
+        id: &str,
+        exec_id: &str,
+        data: Vec<u8>,
+    ) -> Result<()> {
+        let c = self.get(ns, id)?.client().await?;
+        c.write_stdin(exec_id, data)
+            .await
+            .map_err(|e| shim::error(id, e))
     }
 
     pub async fn resize_pty(

@@ -35,13 +35,19 @@ impl Status {
     }
 }
 
-/// Where a process's standard streams go: FIFO paths (ctr's model), empty for none.
+/// Where a process's standard streams go: FIFO paths (ctr's model), empty for none,
+/// and berth's own streams (stdin fed by [`Tasks::write_stdin`](super::Tasks::write_stdin),
+/// output read by [`Tasks::attach`](super::Tasks::attach)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stdio {
     pub stdin: String,
     pub stdout: String,
     pub stderr: String,
     pub terminal: bool,
+    /// Stdin is a pipe (or the pty) fed by WriteStdin; `stdin` must be empty.
+    pub stdin_stream: bool,
+    /// Output is captured for Attach even without a FIFO or a log.
+    pub output_stream: bool,
 }
 
 /// What one process of a task looks like now.
@@ -82,4 +88,8 @@ pub struct CreateTask {
     pub no_pivot: bool,
     /// A json-lines log of the output (berth's own containers).
     pub log_path: Option<std::path::PathBuf>,
+    /// Rotate the log at this size (0: never) ...
+    pub log_max_size: u64,
+    /// ... keeping at most this many files, the current one included.
+    pub log_max_files: u32,
 }

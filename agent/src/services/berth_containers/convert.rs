@@ -171,3 +171,91 @@ pub fn log_frame_out(f: LogFrame) -> pb::ContainerLogsFrame {
         time: Some(timestamp(f.time)),
     }
 }
+
+pub fn attach_in(o: pb::AttachOptions) -> crate::berth_containers::AttachRequest {
+    crate::berth_containers::AttachRequest {
+        stdin: o.stdin,
+        stdout: o.stdout,
+        stderr: o.stderr,
+        detach_keys: o.detach_keys,
+        size: o.size.map(|s| (s.width, s.height)),
+    }
+}
+
+fn frame(stderr: bool, data: Vec<u8>) -> pb::OutputFrame {
+    pb::OutputFrame {
+        stream: if stderr {
+            pb::OutputStream::Stderr
+        } else {
+            pb::OutputStream::Stdout
+        } as i32,
+        data,
+    }
+}
+
+pub fn attach_event_out(e: crate::berth_containers::AttachEvent) -> pb::AttachOutput {
+    use crate::berth_containers::AttachEvent as E;
+    use pb::attach_output::Output;
+    pb::AttachOutput {
+        output: Some(match e {
+            E::Frame { stderr, data } => Output::Frame(frame(stderr, data)),
+            E::End(end) => Output::End(pb::AttachEnd {
+                detached: end.detached,
+                exited: end.exited,
+                exit_code: end.exit_code,
+                error: end.error,
+            }),
+        }),
+    }
+}
+
+pub fn exec_in(c: pb::ExecConfig) -> crate::berth_containers::ExecRequest {
+    crate::berth_containers::ExecRequest {
+        cmd: c.cmd,
+        env: c.env,
+        user: c.user,
+        working_dir: c.working_dir,
+        tty: c.tty,
+        stdin: c.stdin,
+        privileged: c.privileged,
+        detach: c.detach,
+        detach_keys: c.detach_keys,
+        size: c.size.map(|s| (s.width, s.height)),
+    }
+}
+
+pub fn exec_event_out(e: crate::berth_containers::ExecEvent) -> pb::ExecOutput {
+    use crate::berth_containers::ExecEvent as E;
+    use pb::exec_output::Output;
+    pb::ExecOutput {
+        output: Some(match e {
+            E::Frame { stderr, data } => Output::Frame(frame(stderr, data)),
+            E::Exit { code, error } => Output::Exit(pb::ExecExit {
+                exit_code: code,
+                error,
+                detached: false,
+            }),
+            E::Detached => Output::Exit(pb::ExecExit {
+                detached: true,
+                ..Default::default()
+            }),
+        }),
+    }
+}
+
+/// A session input from an attach or exec stream message.
+pub fn session_input(
+    stdin: Option<Vec<u8>>,
+    resize: Option<pb::TerminalSize>,
+    close_stdin: bool,
+    detach: bool,
+) -> Option<crate::berth_containers::AttachInput> {
+    use crate::berth_containers::AttachInput as I;
+    match (stdin, resize) {
+        (Some(d), _) => Some(I::Stdin(d)),
+        (_, Some(s)) => Some(I::Resize(s.width, s.height)),
+        _ if close_stdin => Some(I::CloseStdin),
+        _ if detach => Some(I::Detach),
+        _ => None,
+    }
+}

@@ -1,6 +1,7 @@
 //! berth.v1.Containers: converts and delegates to `berth_containers`.
 
 mod convert;
+mod streams;
 
 use std::sync::Arc;
 
@@ -197,5 +198,25 @@ impl containers_server::Containers for Containers {
         Ok(Response::new(Box::pin(frames.map(|f| {
             f.map(convert::log_frame_out).map_err(Status::from)
         }))))
+    }
+
+    async fn attach(
+        &self,
+        req: Request<tonic::Streaming<pb::AttachInput>>,
+    ) -> Result<Response<Stream_<pb::AttachOutput>>, Status> {
+        let ns = namespace(&req)?;
+        Ok(Response::new(
+            streams::attach(&self.core, &ns, req.into_inner()).await?,
+        ))
+    }
+
+    async fn exec(
+        &self,
+        req: Request<tonic::Streaming<pb::ExecInput>>,
+    ) -> Result<Response<Stream_<pb::ExecOutput>>, Status> {
+        let ns = namespace(&req)?;
+        Ok(Response::new(
+            streams::exec(&self.core, &ns, req.into_inner()).await?,
+        ))
     }
 }

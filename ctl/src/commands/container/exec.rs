@@ -64,6 +64,7 @@ fn decode(o: ExecOutput) -> Event {
             stderr: f.stream == OutputStream::Stderr as i32,
             data: f.data,
         },
+        Some(Output::Exit(e)) if e.detached => Event::End(End::Detached),
         Some(Output::Exit(e)) if !e.error.is_empty() => Event::End(End::Failed {
             code: if e.exit_code != 0 {
                 e.exit_code
