@@ -162,7 +162,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a size like 10m or 1g"))?;
-    if !(n >= 0.0) {
+    if n.is_nan() || n < 0.0 {
         return Err(format!("{s:?} is not a size like 10m or 1g"));
     }
     Ok((n * mult as f64) as u64)

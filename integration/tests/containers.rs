@@ -482,11 +482,12 @@ async fn image_config_and_flags() {
     assert_eq!(mounts.len(), 1, "{mounts:?}");
     assert_eq!(mounts[0]["Destination"], "/data");
     assert_eq!(mounts[0]["Type"], "volume");
-    let source = mounts[0]["Source"].as_str().unwrap();
+    let source = mounts[0]["Source"].as_str().unwrap().to_string();
     assert_eq!(
-        std::fs::read_to_string(Path::new(source).join("seed.txt")).unwrap(),
+        std::fs::read_to_string(Path::new(&source).join("seed.txt")).unwrap(),
         "seeded by the image\n"
     );
+    let first = id.clone();
     // Flags override: env, workdir, user, entrypoint, hostname.
     let id = w
         .ok(&[
@@ -523,12 +524,9 @@ async fn image_config_and_flags() {
     let out = w.ctl(&["run", "-d", "-u", "ghost", &w.busybox, "true"]);
     assert_eq!(code(&out), 125, "{out:?}");
     assert!(out.stderr.contains("unable to find user ghost"), "{out:?}");
-    // --rm -v removes the anonymous volume too.
-    w.ok(&[
-        "rm",
-        "-v",
-        &w.ok(&["ps", "-aq", "--last", "1"]).trim().to_string(),
-    ]);
+    // rm -v removes the anonymous volume too.
+    w.ok(&["rm", "-v", &first]);
+    assert!(!Path::new(&source).exists(), "{source}");
 }
 
 #[tokio::test]

@@ -178,7 +178,7 @@ pub fn resolve(
             )));
         }
     }
-    for (dest, _) in tmpfs {
+    for dest in tmpfs.keys() {
         check_dest(dest, dest)?;
     }
     let mut out: Vec<MountPoint> = Vec::new();

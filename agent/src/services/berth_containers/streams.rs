@@ -102,7 +102,7 @@ pub async fn exec(
     let id = config.id.clone();
     let session = bc::exec(core, ns, &id, convert::exec_in(config)).await?;
     forward(input, session.input, exec_input);
-    let started = (session.pid > 0).then(|| pb::ExecOutput {
+    let started = (session.pid > 0).then_some(pb::ExecOutput {
         output: Some(pb::exec_output::Output::Started(pb::ExecStarted {
             exec_id: session.exec_id,
             pid: session.pid,
