@@ -627,6 +627,23 @@ async fn resources_in_the_cgroup() {
     assert_eq!(doc["HostConfig"]["PidsLimit"], 32);
     w.ok(&["rm", "-f", &id]);
     assert!(!limit.exists());
+    // Over its memory limit: killed, and inspect says OOMKilled.
+    let hog = w
+        .ok(&[
+            "run",
+            "-d",
+            "--memory",
+            "8m",
+            &w.busybox,
+            "sh",
+            "-c",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(w.ok(&["wait", &hog]).trim(), "137");
+    eventually("OOMKilled", || w.inspect(&hog)["State"]["OOMKilled"] == true);
+    w.ok(&["rm", &hog]);
 }
 
 #[tokio::test]
