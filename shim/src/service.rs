@@ -75,6 +75,9 @@ pub fn handle(shim: &mut Shim, conn: u32, id: u32, method: &str, payload: &[u8])
             now(pb::DetachResponse {})
         }),
     };
+    if matches!(m, Method::Create | Method::Exec | Method::Start) {
+        crate::sys::mem::trim_heap();
+    }
     match res {
         Ok(Answer::Now(bytes)) => Some(Frame::reply(id, bytes)),
         Ok(Answer::Later) => None,

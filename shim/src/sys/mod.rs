@@ -13,6 +13,7 @@
 pub mod fake;
 pub mod fd;
 pub mod linux;
+pub mod mem;
 pub mod notify;
 pub mod poll;
 pub mod process;
