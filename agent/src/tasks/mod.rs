@@ -315,6 +315,7 @@ impl Tasks {
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
+                ..Default::default()
             })
             .await;
         let created = match created {
@@ -460,6 +461,7 @@ impl Tasks {
             stderr: stdio.stderr,
             terminal: stdio.terminal,
             log_path: String::new(),
+            ..Default::default()
         })
         .await
         .map_err(|e| shim::error(id, e))
