@@ -1,6 +1,7 @@
 //! End-to-end tests of berth-shim: real `berth-shim start`, real containers from a
 //! busybox rootfs, driven with berth-api's async client. Needs root and cgroups.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -12,42 +13,9 @@ use prost::Message;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
-
 async fn run_to_exit(f: &mut Fixture, args: &[&str]) -> (u32, String, String) {
     f.write_spec(args, |_| {});
-    let c = f.start_shim().await;
-    let out = f.fifo("out");
-    let err = f.fifo("err");
-    let mut req = f.create_request();
-    req.stdout = out.display().to_string();
-    req.stderr = err.display().to_string();
-    c.create(req).await.unwrap();
-    let out_text = collect(&out);
-    let err_text = collect(&err);
-    let waiter = {
-        let c = c.clone();
-        tokio::spawn(async move { c.wait("").await })
-    };
-    c.start("").await.unwrap();
-    let status = waiter.await.unwrap().unwrap().exit_status;
-    let state = c.state("").await.unwrap();
-    assert_eq!(state.status, pb::Status::Stopped as i32);
-    c.delete("").await.unwrap();
-    assert!(f.wait_shim_exit().await, "shim did not exit after delete");
-    f.assert_clean();
-    (status, out_text.await.unwrap(), err_text.await.unwrap())
+    f.run_written().await
 }
 
 #[tokio::test]
