@@ -7,7 +7,6 @@
 #[macro_use]
 mod common;
 
-
 use berth_api::berth::shim::v1 as pb;
 use berth_shim::spec_defaults::SecurityOptions;
 use common::{Fixture, collect};
