@@ -2,6 +2,7 @@
 //! (before Start, several at once, slow and absent readers, reconnects, Detach), exec
 //! streams, terminals, and json-lines logs with rotation. Needs root and cgroups.
 
+#[macro_use]
 mod common;
 
 use std::io::{Read, Write};
@@ -16,19 +17,6 @@ use berth_api::shim::{OutputEvent, OutputStream, ShimClient};
 use common::Fixture;
 use prost::Message;
 use serde_json::{Value, json};
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
 
 const LONG: Duration = Duration::from_secs(60);
 

@@ -4,27 +4,13 @@
 //! overwrite, leaked descriptors, mount-target symlinks, exec with more privileges).
 //! Needs root and cgroups.
 
+#[macro_use]
 mod common;
-
-use std::time::Duration;
 
 use berth_api::berth::shim::v1 as pb;
 use berth_shim::spec_defaults::SecurityOptions;
 use common::{Fixture, collect};
 use serde_json::json;
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
 
 /// Docker's 14 default capabilities as /proc/self/status shows them.
 const DOCKER_CAPS: &str = "00000000a80425fb";
@@ -32,30 +18,7 @@ const DOCKER_CAPS: &str = "00000000a80425fb";
 /// Runs the container already written to the fixture's config.json to its exit:
 /// (status, stdout, stderr).
 async fn run(f: &mut Fixture) -> (u32, String, String) {
-    let c = f.start_shim().await;
-    let out = f.fifo("out");
-    let err = f.fifo("err");
-    let mut req = f.create_request();
-    req.stdout = out.display().to_string();
-    req.stderr = err.display().to_string();
-    c.create(req).await.unwrap();
-    let out_text = collect(&out);
-    let err_text = collect(&err);
-    let waiter = {
-        let c = c.clone();
-        tokio::spawn(async move { c.wait("").await })
-    };
-    c.start("").await.unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), waiter)
-        .await
-        .expect("container did not exit")
-        .unwrap()
-        .unwrap()
-        .exit_status;
-    c.delete("").await.unwrap();
-    assert!(f.wait_shim_exit().await, "shim did not exit after delete");
-    f.assert_clean();
-    (status, out_text.await.unwrap(), err_text.await.unwrap())
+    f.run_written().await
 }
 
 /// `key:value` lines of a /proc/self/status dump.

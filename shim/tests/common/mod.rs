@@ -3,6 +3,16 @@
 
 #![allow(dead_code)]
 
+/// Skips a test (with a message) when not running as root.
+macro_rules! need_root {
+    () => {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -278,6 +288,45 @@ impl Drop for Fixture {
 }
 
 /// Opens a FIFO for reading (before Create, as ctr does) and collects it to EOF.
+impl Fixture {
+    /// Runs the container whose spec is already written to its exit, deletes it and
+    /// checks nothing is left: (status, stdout, stderr).
+    pub async fn run_written(&mut self) -> (u32, String, String) {
+        let c = self.start_shim().await;
+        let out = self.fifo("out");
+        let err = self.fifo("err");
+        let mut req = self.create_request();
+        req.stdout = out.display().to_string();
+        req.stderr = err.display().to_string();
+        c.create(req).await.unwrap();
+        let out_text = collect(&out);
+        let err_text = collect(&err);
+        let waiter = {
+            let c = c.clone();
+            tokio::spawn(async move { c.wait("").await })
+        };
+        c.start("").await.unwrap();
+        let status = tokio::time::timeout(std::time::Duration::from_secs(30), waiter)
+            .await
+            .expect("container did not exit")
+            .unwrap()
+            .unwrap()
+            .exit_status;
+        let state = c.state("").await.unwrap();
+        assert_eq!(
+            state.status,
+            berth_api::berth::shim::v1::Status::Stopped as i32
+        );
+        c.delete("").await.unwrap();
+        assert!(
+            self.wait_shim_exit().await,
+            "shim did not exit after delete"
+        );
+        self.assert_clean();
+        (status, out_text.await.unwrap(), err_text.await.unwrap())
+    }
+}
+
 pub fn collect(path: &Path) -> tokio::task::JoinHandle<String> {
     let rx = tokio::net::unix::pipe::OpenOptions::new()
         .open_receiver(path)
