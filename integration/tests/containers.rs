@@ -642,7 +642,9 @@ async fn resources_in_the_cgroup() {
         .trim()
         .to_string();
     assert_eq!(w.ok(&["wait", &hog]).trim(), "137");
-    eventually("OOMKilled", || w.inspect(&hog)["State"]["OOMKilled"] == true);
+    eventually("OOMKilled", || {
+        w.inspect(&hog)["State"]["OOMKilled"] == true
+    });
     w.ok(&["rm", &hog]);
 }
 
