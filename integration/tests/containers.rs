@@ -1125,3 +1125,263 @@ async fn run_it_under_a_terminal() {
     assert_eq!(s.wait(), 5, "stdout: {} stderr: {}", s.stdout(), s.stderr());
     assert_eq!(w.ok(&["ps", "-aq"]).trim(), "");
 }
+
+/// The interface of the host's default route (from `/proc/net/route`), if any.
+fn default_route_interface() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/net/route").ok()?;
+    text.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 1 && f[1] == "00000000").then(|| f[0].to_string())
+    })
+}
+
+#[tokio::test]
+async fn network_modes_and_publish_all() {
+    let w = World::new().await;
+    // Two containers on the default bridge reach each other by IP.
+    w.ok(&["run", "-d", "--name", "peer", &w.busybox, "sleep", "300"]);
+    let ip_a = w.inspect("peer")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ip_a.starts_with("10."), "{ip_a}");
+    let out = w.ok(&[
+        "run", "--rm", &w.busybox, "ping", "-c", "1", "-W", "10", &ip_a,
+    ]);
+    assert!(out.contains("1 packets received"), "{out}");
+    // --net none: only lo, and it is up.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        &w.busybox,
+        "sh",
+        "-c",
+        "ls /sys/class/net; ip -4 addr show lo",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("lo"), "{out}");
+    assert!(out.contains("127.0.0.1/8") && out.contains("UP"), "{out}");
+    assert!(!out.contains("eth0"), "{out}");
+    // --net host: the host's interfaces.
+    if let Some(iface) = default_route_interface() {
+        let out = w.ok(&[
+            "run",
+            "--rm",
+            "--net",
+            "host",
+            &w.busybox,
+            "ls",
+            "/sys/class/net",
+        ]);
+        assert!(out.split_whitespace().any(|i| i == iface), "{iface}: {out}");
+    }
+    // --net container:peer shares peer's address.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "container:peer",
+        &w.busybox,
+        "ip",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains(&format!("inet {ip_a}/")), "{out}");
+    // -P: every exposed port of the image to a random host port in the range.
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-P",
+        "-u",
+        "root",
+        &w.app,
+        "mkdir -p /tmp/www && echo hello from -P > /tmp/www/index.html && httpd -f -p 80 -h /tmp/www",
+    ]);
+    let doc = w.inspect("web");
+    let host_port: u16 = doc["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((32768..=60999).contains(&host_port), "{host_port}");
+    let ps = w.ok(&["ps", "-f", "name=web"]);
+    assert!(ps.contains(&format!(":{host_port}->80/tcp")), "{ps}");
+    eventually("the -P port to answer", || {
+        http_get(host_port)
+            .unwrap_or_default()
+            .contains("hello from -P")
+    });
+    w.ok(&["rm", "-f", "peer", "web"]);
+    eventually("the -P port to be released", || {
+        std::net::TcpListener::bind(("0.0.0.0", host_port)).is_ok()
+    });
+}
+
+/// A field of `/proc/self/status` as a container process sees it.
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+}
+
+/// docker's default capability set: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID,
+/// SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP.
+const DEFAULT_CAPS: u64 = 0xa804_25fb;
+const CAP_NET_RAW: u64 = 1 << 13;
+const CAP_SYS_ADMIN: u64 = 1 << 21;
+
+#[tokio::test]
+async fn capabilities_and_security_options() {
+    let w = World::new().await;
+    let status = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[w.busybox.as_str(), "cat", "/proc/self/status"]);
+        w.ok(&args)
+    };
+    let caps = |s: &str| u64::from_str_radix(&status_field(s, "CapEff"), 16).unwrap();
+    // Defaults: docker's 14 capabilities in every set that matters, seccomp filtering.
+    let s = status(&[]);
+    assert_eq!(caps(&s), DEFAULT_CAPS, "{s}");
+    assert_eq!(
+        u64::from_str_radix(&status_field(&s, "CapBnd"), 16).unwrap(),
+        DEFAULT_CAPS
+    );
+    assert_eq!(status_field(&s, "Seccomp"), "2");
+    assert_eq!(status_field(&s, "NoNewPrivs"), "0");
+    // --cap-drop and --cap-add, with or without the CAP_ prefix, any case.
+    let s = status(&["--cap-drop", "NET_RAW", "--cap-add", "cap_sys_admin"]);
+    assert_eq!(
+        caps(&s),
+        (DEFAULT_CAPS & !CAP_NET_RAW) | CAP_SYS_ADMIN,
+        "{s}"
+    );
+    let s = status(&["--cap-drop", "ALL", "--cap-add", "CHOWN"]);
+    assert_eq!(caps(&s), 1, "{s}");
+    // Without NET_RAW, ping cannot open its socket.
+    let out = w.ctl(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "NET_RAW",
+        &w.busybox,
+        "ping",
+        "-c",
+        "1",
+        "127.0.0.1",
+    ]);
+    assert_ne!(code(&out), 0, "{out:?}");
+    // --privileged: every capability this host has (root here lacks some), no seccomp.
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let host_bounding = u64::from_str_radix(&status_field(&host, "CapBnd"), 16).unwrap();
+    let s = status(&["--privileged"]);
+    assert_eq!(caps(&s), host_bounding, "{s}");
+    assert_eq!(status_field(&s, "Seccomp"), "0");
+    // --security-opt.
+    let s = status(&["--security-opt", "no-new-privileges"]);
+    assert_eq!(status_field(&s, "NoNewPrivs"), "1");
+    let s = status(&["--security-opt", "seccomp=unconfined"]);
+    assert_eq!(status_field(&s, "Seccomp"), "0");
+    let out = w.ctl(&["run", "--rm", "--security-opt", "bogus", &w.busybox, "true"]);
+    assert_eq!(code(&out), 125, "{out:?}");
+    // By default a container cannot mount; with SYS_ADMIN it can.
+    let out = w.ctl(&[
+        "run", "--rm", &w.busybox, "mount", "-t", "tmpfs", "t", "/tmp",
+    ]);
+    assert_ne!(code(&out), 0, "{out:?}");
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        &w.busybox,
+        "sh",
+        "-c",
+        "mount -t tmpfs t /tmp && echo mounted",
+    ]);
+    assert_eq!(out, "mounted\n");
+}
+
+#[tokio::test]
+async fn read_only_user_and_sysctls() {
+    let w = World::new().await;
+    // --read-only: the root is read-only, a --tmpfs and a volume stay writable.
+    let out = w.ctl(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "-v",
+        "rw-vol:/data",
+        &w.busybox,
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null && echo root-writable; touch /scratch/ok /data/ok && echo ok",
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(out.stdout, "ok\n", "{out:?}");
+    let out = w.ctl(&["run", "--rm", &w.busybox, "sh", "-c", "touch /x && echo ok"]);
+    assert_eq!(out.stdout, "ok\n", "{out:?}");
+    let doc = w.inspect(
+        &w.ok(&["create", "--read-only", &w.busybox])
+            .trim()
+            .to_string(),
+    );
+    assert_eq!(doc["HostConfig"]["ReadonlyRootfs"], true);
+    // --user: numeric ids without a passwd entry, and supplementary groups.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--user",
+        "1000:1000",
+        "--group-add",
+        "5",
+        &w.busybox,
+        "sh",
+        "-c",
+        "id -u; id -g; id -G",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["1000", "1000"], "{out}");
+    assert!(lines[2].split_whitespace().any(|g| g == "5"), "{out}");
+    // A non-root user has no effective capabilities.
+    let s = w.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "nobody",
+        &w.busybox,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert_eq!(status_field(&s, "CapEff"), "0000000000000000");
+    // --sysctl: namespaced ones apply in the container only; others are refused.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "net.ipv4.ip_unprivileged_port_start=0",
+        &w.busybox,
+        "cat",
+        "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+    ]);
+    assert_eq!(out.trim(), "0");
+    let out = w.ctl(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "vm.swappiness=1",
+        &w.busybox,
+        "true",
+    ]);
+    assert_eq!(code(&out), 125, "{out:?}");
+}
