@@ -1385,3 +1385,88 @@ async fn read_only_user_and_sysctls() {
     ]);
     assert_eq!(code(&out), 125, "{out:?}");
 }
+
+#[tokio::test]
+async fn hosts_dns_and_port_conflicts() {
+    let w = World::new().await;
+    // --hostname, --add-host, --dns, --dns-search and --dns-option in the generated files.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "-h",
+        "box1",
+        "--add-host",
+        "db.test:10.9.8.7",
+        "--dns",
+        "10.0.0.53",
+        "--dns-search",
+        "example.test",
+        "--dns-option",
+        "ndots:2",
+        &w.busybox,
+        "sh",
+        "-c",
+        "hostname; cat /etc/hostname; cat /etc/hosts; cat /etc/resolv.conf",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("box1"), "{out}");
+    assert_eq!(lines.next(), Some("box1"), "{out}");
+    let has = |ws: &[&str]| {
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ws)
+    };
+    assert!(has(&["10.9.8.7", "db.test"]), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("127.0.0.1")), "{out}");
+    assert!(has(&["nameserver", "10.0.0.53"]), "{out}");
+    assert!(has(&["search", "example.test"]), "{out}");
+    assert!(has(&["options", "ndots:2"]), "{out}");
+    // The container's own address names it in /etc/hosts.
+    let out = w.ok(&["run", "--rm", "-h", "box2", &w.busybox, "cat", "/etc/hosts"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("10.") && l.split_whitespace().any(|n| n == "box2")),
+        "{out}"
+    );
+    // Without --dns, no loopback resolver of the host is copied in.
+    let out = w.ok(&["run", "--rm", &w.busybox, "cat", "/etc/resolv.conf"]);
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("nameserver 127.") || l.starts_with("nameserver ::1")),
+        "{out}"
+    );
+    // --expose is recorded and -P publishes it.
+    let id = w
+        .ok(&[
+            "create", "--expose", "7000", "-P", &w.busybox, "sleep", "300",
+        ])
+        .trim()
+        .to_string();
+    w.ok(&["start", &id]);
+    let doc = w.inspect(&id);
+    assert!(
+        doc["Config"]["ExposedPorts"].get("7000/tcp").is_some(),
+        "{doc}"
+    );
+    assert!(
+        doc["NetworkSettings"]["Ports"]["7000/tcp"][0]["HostPort"]
+            .as_str()
+            .is_some_and(|p| p.parse::<u16>().is_ok()),
+        "{doc}"
+    );
+    w.ok(&["rm", "-f", &id]);
+    // A host port in use is a clear error at run, and nothing is left running.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let out = w.ctl(&[
+        "run", "-d", "--name", "clash", "-p", &publish, &w.busybox, "sleep", "300",
+    ]);
+    assert_eq!(code(&out), 125, "{out:?}");
+    assert!(out.stderr.contains("already in use"), "{out:?}");
+    assert_ne!(w.status("clash"), "running");
+    drop(listener);
+    // Once the port is free the same container starts.
+    w.ok(&["start", "clash"]);
+    assert_eq!(w.status("clash"), "running");
+    w.ok(&["rm", "-f", "clash"]);
+}
