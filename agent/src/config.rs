@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use berth_shim::spec_defaults::{IdRange, subordinate_range};
 use serde::{Deserialize, Serialize};
 
 /// The configuration format version this berthd reads and writes.
@@ -132,6 +133,11 @@ pub struct ContainersConfig {
     pub log_max_size: String,
     /// Log files kept per container, the current one included (`--log-opt max-file`).
     pub log_max_files: u32,
+    /// docker's `--userns-remap`: every container gets its own user namespace whose
+    /// root is an unprivileged host id. "" (off), `USER` or `USER:GROUP` (the ranges of
+    /// that name in /etc/subuid and /etc/subgid), or `HOSTID:SIZE` (ids 0..SIZE inside
+    /// are HOSTID.. outside, for users and groups).
+    pub userns_remap: String,
 }
 
 impl Default for ContainersConfig {
@@ -142,6 +148,7 @@ impl Default for ContainersConfig {
             stop_timeout: 10,
             log_max_size: "10m".into(),
             log_max_files: 3,
+            userns_remap: String::new(),
         }
     }
 }
@@ -174,8 +181,40 @@ impl ContainersConfig {
         parse_bytes(&self.log_max_size).unwrap_or(0)
     }
 
-    /// Checks the log directory, the cgroup parent and the log rotation.
+    /// The uid and gid ranges of `userns_remap`, if it is set.
+    pub fn userns_ranges(&self) -> Result<Option<(IdRange, IdRange)>, ConfigError> {
+        let v = self.userns_remap.trim();
+        if v.is_empty() {
+            return Ok(None);
+        }
+        let bad = |why: &str| {
+            ConfigError::Invalid(format!(
+                "containers.userns_remap = {v:?}: {why} (expected USER, USER:GROUP or HOSTID:SIZE)"
+            ))
+        };
+        let (a, b) = v.split_once(':').unwrap_or((v, v));
+        if let (Ok(host), Ok(size)) = (a.parse::<u32>(), b.parse::<u32>()) {
+            if host == 0 || size == 0 || host.checked_add(size).is_none() {
+                return Err(bad("the host range must start above 0 and not be empty"));
+            }
+            let r = IdRange {
+                container: 0,
+                host,
+                size,
+            };
+            return Ok(Some((r, r)));
+        }
+        let uids = subordinate_range(Path::new("/etc/subuid"), a)
+            .ok_or_else(|| bad(&format!("no range for {a} in /etc/subuid")))?;
+        let gids = subordinate_range(Path::new("/etc/subgid"), b)
+            .ok_or_else(|| bad(&format!("no range for {b} in /etc/subgid")))?;
+        Ok(Some((uids, gids)))
+    }
+
+    /// Checks the log directory, the cgroup parent, the log rotation and the user
+    /// namespace remapping.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.userns_ranges()?;
         parse_bytes(&self.log_max_size)
             .map_err(|e| ConfigError::Invalid(format!("containers.log_max_size = {e}")))?;
         if !self.log_dir.is_absolute() {

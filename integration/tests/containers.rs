@@ -74,6 +74,11 @@ fn app_image() -> fixtures::Image {
 
 impl World {
     async fn new() -> World {
+        World::with("").await
+    }
+
+    /// A world whose berthd has these extra `[containers]` settings.
+    async fn with(containers: &str) -> World {
         let names = TestNames::new();
         let (default_subnet, pool) = subnet();
         let registry = Registry::start().unwrap();
@@ -90,6 +95,7 @@ default_address_pools = [{{ base = "{pool}", size = 26 }}]
 log_dir = "@DIR@/logs"
 cgroup_parent = "{cgroup}"
 stop_timeout = 5
+{containers}
 "#,
             bridge = names.bridge,
             cgroup = names.cgroup_parent,
@@ -1331,11 +1337,7 @@ async fn read_only_user_and_sysctls() {
     assert_eq!(out.stdout, "ok\n", "{out:?}");
     let out = w.ctl(&["run", "--rm", &w.busybox, "sh", "-c", "touch /x && echo ok"]);
     assert_eq!(out.stdout, "ok\n", "{out:?}");
-    let doc = w.inspect(
-        &w.ok(&["create", "--read-only", &w.busybox])
-            .trim()
-            .to_string(),
-    );
+    let doc = w.inspect(w.ok(&["create", "--read-only", &w.busybox]).trim());
     assert_eq!(doc["HostConfig"]["ReadonlyRootfs"], true);
     // --user: numeric ids without a passwd entry, and supplementary groups.
     let out = w.ok(&[
@@ -1469,4 +1471,56 @@ async fn hosts_dns_and_port_conflicts() {
     w.ok(&["start", "clash"]);
     assert_eq!(w.status("clash"), "running");
     w.ok(&["rm", "-f", "clash"]);
+}
+
+#[tokio::test]
+async fn userns_remap() {
+    // A host range no other test uses: ids 0..65536 inside are HOST.. outside.
+    let host: u32 = 1_000_000 + (std::process::id() % 1000) * 65_536;
+    let w = World::with(&format!("userns_remap = \"{host}:65536\"")).await;
+    // Root inside, an unprivileged id outside; the image's files are owned by root
+    // inside and root can write to them.
+    let script = "id -u; cat /proc/self/uid_map; stat -c %u /bin/busybox; \
+                  touch /made && stat -c %u /made; echo x > /etc/hostname.new && echo wrote";
+    let out = w.ctl(&["run", "--rm", &w.busybox, "sh", "-c", script]);
+    assert_eq!(code(&out), 0, "{out:?}\n{}", tail(&w.daemon.log()));
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0", "{out:?}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", host.to_string().as_str(), "65536"],
+        "{out:?}"
+    );
+    assert_eq!(lines[2..], ["0", "0", "wrote"], "{out:?}");
+    // The process on the host runs as the mapped id; exec joins the same namespace.
+    let id = w
+        .ok(&["run", "-d", &w.busybox, "sleep", "300"])
+        .trim()
+        .to_string();
+    let pid = w.inspect(&id)["State"]["Pid"].as_u64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(
+        status_field(&status, "Uid").split_whitespace().next(),
+        Some(host.to_string().as_str()),
+        "{status}"
+    );
+    assert_eq!(w.ok(&["exec", &id, "id", "-u"]).trim(), "0");
+    // A second container of the same image reuses the shifted root; an image volume
+    // is seeded with owners root inside.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "root",
+        &w.app,
+        "stat -c %u /data/seed.txt; id -u",
+    ]);
+    assert_eq!(out, "0\n0\n", "{out}");
+    // What a user namespace cannot give is refused clearly.
+    let out = w.ctl(&["run", "--rm", "--privileged", &w.busybox, "true"]);
+    assert_eq!(code(&out), 125, "{out:?}");
+    assert!(out.stderr.contains("user namespaces"), "{out:?}");
+    let out = w.ctl(&["run", "--rm", "--net", "host", &w.busybox, "true"]);
+    assert_eq!(code(&out), 125, "{out:?}");
+    w.ok(&["rm", "-f", &id]);
 }

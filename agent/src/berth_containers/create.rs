@@ -10,7 +10,7 @@ use super::image::{self, command, merge};
 use super::model::{ContainerConfig, HostConfig, Record, State};
 use super::spec::{self, NetNs, SpecInput};
 use super::user::ExecUser;
-use super::{mounts, names, network, now};
+use super::{mounts, names, network, now, userns};
 use crate::containers::{Container, Runtime};
 use crate::core::Core;
 use crate::error::{Error, Result};
@@ -149,6 +149,21 @@ pub async fn create(core: &Arc<Core>, ns: &str, req: CreateRequest) -> Result<Cr
     let (path, args) = command(&config)?;
     let exposed: Vec<String> = config.exposed_ports.keys().cloned().collect();
     warnings.extend(network::validate(core, ns, &hc, &exposed)?);
+    if berth.userns().is_some() {
+        if hc.privileged {
+            return Err(Error::InvalidArgument(
+                "--privileged is incompatible with user namespaces (berthd runs with userns_remap)"
+                    .into(),
+            ));
+        }
+        if network::mode(&hc) == crate::network::HOST {
+            return Err(Error::InvalidArgument(
+                "cannot share the host's network namespace when user namespaces are enabled \
+                 (berthd runs with userns_remap)"
+                    .into(),
+            ));
+        }
+    }
 
     let id = names::new_id();
     if config.hostname.is_empty() {
@@ -207,6 +222,7 @@ pub async fn create(core: &Arc<Core>, ns: &str, req: CreateRequest) -> Result<Cr
         files: None,
         swap_accounting: swap_accounting(),
         cgroup_ns: crate::host::cgroup_version() == "v2",
+        userns: berth.userns(),
     });
     let first_spec = match first_spec {
         Ok(s) => s,
@@ -222,10 +238,32 @@ pub async fn create(core: &Arc<Core>, ns: &str, req: CreateRequest) -> Result<Cr
             unpack::unpack_image(core, ns, &found.image, &snapshotter, Progress::none()).await?;
         }
         let parent = found.image.chain_ids().pop();
-        core.snapshots
-            .get(ns, &snapshotter)?
+        let sn = core.snapshots.get(ns, &snapshotter)?;
+        let Some(ranges) = berth.userns() else {
+            return sn
+                .prepare(&id, parent.as_deref(), Default::default(), Some(lease.id()))
+                .await;
+        };
+        let parent = match parent {
+            Some(p) => Some(
+                userns::shifted_parent(
+                    core,
+                    ns,
+                    &snapshotter,
+                    &p,
+                    ranges,
+                    lease.id(),
+                    &berth.state_dir(ns, &id),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let mounts = sn
             .prepare(&id, parent.as_deref(), Default::default(), Some(lease.id()))
-            .await
+            .await?;
+        userns::own_upper(&mounts, &ranges.0, &ranges.1)?;
+        Ok(mounts)
     }
     .await;
     if let Err(e) = prepared {

@@ -43,12 +43,14 @@ mod status;
 mod stop;
 pub(crate) mod store;
 mod user;
+mod userns;
 mod wait;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use berth_shim::spec_defaults::IdRange;
 use tokio::sync::watch;
 
 pub use attach::{AttachEnd, AttachEvent, AttachInput, AttachRequest, Attached, attach};
@@ -188,6 +190,12 @@ impl BerthContainers {
     }
 
     /// The log rotation of a container: its `--log-opt`s, else the daemon's.
+    /// The uid and gid ranges every container's user namespace maps (`userns_remap`,
+    /// checked when the configuration was loaded).
+    pub fn userns(&self) -> Option<(IdRange, IdRange)> {
+        self.config.userns_ranges().ok().flatten()
+    }
+
     pub fn log_rotation(&self, rec: &Record) -> (u64, u32) {
         let opts = &rec.host_config.log_config.config;
         let size = opts

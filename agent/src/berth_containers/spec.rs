@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use berth_shim::spec_defaults::{self, SeccompOption, SecurityOptions};
+use berth_shim::spec_defaults::{self, IdRange, SeccompOption, SecurityOptions};
 use serde_json::{Value, json};
 
 use super::image::merge_env;
@@ -45,6 +45,8 @@ pub struct SpecInput<'a> {
     pub swap_accounting: bool,
     /// Give the container its own cgroup namespace (unified cgroup hosts).
     pub cgroup_ns: bool,
+    /// `userns_remap`: the container's uid and gid ranges in its own user namespace.
+    pub userns: Option<(IdRange, IdRange)>,
 }
 
 /// docker's security options from a host config. `seccomp=` with JSON text (what the
@@ -239,6 +241,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Vec<u8>> {
     let opts = security_options(hc)?;
     spec_defaults::apply(&mut spec, &opts)
         .map_err(|e| Error::InvalidArgument(format!("container {}: {e}", rec.name)))?;
+    if let Some((uids, gids)) = &input.userns {
+        spec_defaults::with_user_namespace(&mut spec, &[*uids], &[*gids]);
+    }
     serde_json::to_vec(&spec).map_err(Error::from)
 }
 
@@ -295,6 +300,7 @@ mod tests {
             files,
             swap_accounting: true,
             cgroup_ns: false,
+            userns: None,
         };
         serde_json::from_slice(&build(&input).unwrap()).unwrap()
     }
@@ -400,6 +406,7 @@ mod tests {
             files: None,
             swap_accounting: false,
             cgroup_ns: false,
+            userns: None,
         };
         let err = build(&input).unwrap_err().to_string();
         assert!(err.contains("vm.swappiness"), "{err}");

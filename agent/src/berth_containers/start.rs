@@ -165,6 +165,7 @@ async fn launch(core: &Arc<Core>, ns: &str, rec: &Record, slot: &Slot) -> Result
             files: Some(&net.files),
             swap_accounting: create::swap_accounting(),
             cgroup_ns: crate::host::cgroup_version() == "v2",
+            userns: core.berth.userns(),
         })?;
         let mut c = core.containers.get(ns, &rec.id)?;
         if let Some(s) = c.spec.as_mut() {

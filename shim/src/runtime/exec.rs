@@ -32,10 +32,7 @@ pub struct ExecConfig<'a> {
 /// Runs the setup of an exec'd process.
 pub fn setup(sys: &dyn Syscalls, cfg: &ExecConfig<'_>) -> Result<ChildReady> {
     join_cgroup(sys, cfg.cgroup_procs)?;
-    for (fd, flag) in cfg.namespaces {
-        sys.setns_fd(*fd, *flag)
-            .map_err(|e| Error::sys("join namespace", format!("{flag:?}"), e))?;
-    }
+    join_namespaces(sys, cfg.namespaces)?;
     if let Some(root) = cfg.root {
         sys.chroot_fd(root)
             .map_err(|e| Error::sys("enter root of", Path::new("init process"), e))?;
@@ -54,6 +51,42 @@ pub fn setup(sys: &dyn Syscalls, cfg: &ExecConfig<'_>) -> Result<ChildReady> {
         prepared,
         pty_master: master,
     })
+}
+
+/// Joins the namespaces. With a user namespace, every other namespace is tried first,
+/// while the shim's privileges still count: one the container's user namespace does
+/// not own (a network namespace berthd made, say) cannot be joined from inside it.
+/// Those refused are joined after the user namespace.
+fn join_namespaces(sys: &dyn Syscalls, namespaces: &[(RawFd, CloneFlags)]) -> Result<()> {
+    let join = |fd: RawFd, flag: CloneFlags| {
+        sys.setns_fd(fd, flag)
+            .map_err(|e| Error::sys("join namespace", format!("{flag:?}"), e))
+    };
+    let user = namespaces
+        .iter()
+        .find(|(_, f)| *f == CloneFlags::CLONE_NEWUSER);
+    let Some(&(user_fd, _)) = user else {
+        for (fd, flag) in namespaces {
+            join(*fd, *flag)?;
+        }
+        return Ok(());
+    };
+    let mut later = Vec::new();
+    for &(fd, flag) in namespaces
+        .iter()
+        .filter(|(_, f)| *f != CloneFlags::CLONE_NEWUSER)
+    {
+        match sys.setns_fd(fd, flag) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EPERM) => later.push((fd, flag)),
+            Err(e) => return Err(Error::sys("join namespace", format!("{flag:?}"), e)),
+        }
+    }
+    join(user_fd, CloneFlags::CLONE_NEWUSER)?;
+    for (fd, flag) in later {
+        join(fd, flag)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -90,6 +123,25 @@ mod tests {
                 "setns fd:10 CLONE_NEWIPC",
                 "setns fd:11 CLONE_NEWNS",
                 "chroot_fd 12"
+            ]
+        );
+    }
+
+    #[test]
+    fn joins_the_user_namespace_after_the_others() {
+        let sys = Recorder::new();
+        let ns = [
+            (9, CloneFlags::CLONE_NEWUSER),
+            (10, CloneFlags::CLONE_NEWNET),
+            (11, CloneFlags::CLONE_NEWNS),
+        ];
+        join_namespaces(&sys, &ns).unwrap();
+        assert_eq!(
+            sys.calls(),
+            [
+                "setns fd:10 CLONE_NEWNET",
+                "setns fd:11 CLONE_NEWNS",
+                "setns fd:9 CLONE_NEWUSER"
             ]
         );
     }
