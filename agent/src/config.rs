@@ -774,4 +774,21 @@ default_address_pools = [{ base = "10.100.0.0/16", size = 24 }]
     fn relative_root_is_refused() {
         assert!(Config::parse("root = \"relative\"\n").is_err());
     }
+
+    #[test]
+    fn userns_remap_ranges() {
+        let mut c = ContainersConfig::default();
+        assert_eq!(c.userns_ranges().unwrap(), None);
+        c.userns_remap = "100000:65536".into();
+        let r = IdRange {
+            container: 0,
+            host: 100_000,
+            size: 65_536,
+        };
+        assert_eq!(c.userns_ranges().unwrap(), Some((r, r)));
+        for bad in ["0:10", "5:0", "no-such-user-here", "4294967295:2"] {
+            c.userns_remap = bad.into();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+    }
 }
