@@ -1524,3 +1524,48 @@ async fn userns_remap() {
     assert_eq!(code(&out), 125, "{out:?}");
     w.ok(&["rm", "-f", &id]);
 }
+
+#[tokio::test]
+async fn env_file_and_sig_proxy_off() {
+    let w = World::new().await;
+    // --env-file: comments and blank lines skipped; -e given later wins.
+    let file = w.scratch.path().join("vars.env");
+    std::fs::write(&file, "# settings\n\nFROM_FILE=yes\nBOTH=file\n").unwrap();
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        file.to_str().unwrap(),
+        "-e",
+        "BOTH=flag",
+        &w.busybox,
+        "sh",
+        "-c",
+        "echo $FROM_FILE $BOTH",
+    ]);
+    assert_eq!(out, "yes flag\n");
+    // --sig-proxy=false: a signal to berthctl is not forwarded; the container runs on.
+    let mut run = Interactive::ctl(
+        &w,
+        &[
+            "run",
+            "--name",
+            "unproxied",
+            "--sig-proxy=false",
+            &w.busybox,
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ],
+    );
+    run.wait_for("ready");
+    berth_integration::procs::signal(run.pid(), nix::sys::signal::Signal::SIGTERM);
+    run.wait();
+    assert!(!run.stdout().contains("got TERM"), "{}", run.stdout());
+    assert_eq!(w.status("unproxied"), "running");
+    w.ok(&["kill", "unproxied"]);
+    assert_eq!(w.ok(&["wait", "unproxied"]).trim(), "137");
+    let logs = w.ok(&["logs", "unproxied"]);
+    assert!(!logs.contains("got TERM"), "{logs}");
+    w.ok(&["rm", "unproxied"]);
+}
