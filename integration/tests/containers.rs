@@ -1516,6 +1516,18 @@ async fn userns_remap() {
         "stat -c %u /data/seed.txt; id -u",
     ]);
     assert_eq!(out, "0\n0\n", "{out}");
+    // A new named volume is given to the container's root.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "remapped:/vol",
+        &w.busybox,
+        "sh",
+        "-c",
+        "touch /vol/f && stat -c %u /vol /vol/f",
+    ]);
+    assert_eq!(out, "0\n0\n", "{out}");
     // What a user namespace cannot give is refused clearly.
     let out = w.ctl(&["run", "--rm", "--privileged", &w.busybox, "true"]);
     assert_eq!(code(&out), 125, "{out:?}");

@@ -12,6 +12,7 @@ use berth_snapshotter::mount::{TempMount, read_only};
 use super::model::{Record, Status};
 use super::spec::{self, SpecInput};
 use super::user::{self, ExecUser};
+use super::userns;
 use super::{Slot, create, exit, network, now, rootpath, start_failure_code};
 use crate::core::Core;
 use crate::error::{Error, Result};
@@ -128,6 +129,7 @@ async fn prepare_root(core: &Arc<Core>, ns: &str, rec: &Record) -> Result<ExecUs
         .await?;
     let scratch = core.berth.state_dir(ns, &rec.id);
     let vols = core.volumes.clone();
+    let userns = core.berth.userns();
     let rec = rec.clone();
     tokio::task::spawn_blocking(move || -> Result<ExecUser> {
         std::fs::create_dir_all(&scratch)
@@ -143,6 +145,11 @@ async fn prepare_root(core: &Arc<Core>, ns: &str, rec: &Record) -> Result<ExecUs
             let source = rootpath::resolve(root.path(), &m.destination)
                 .map_err(|e| Error::io(format!("resolve {} in the image", m.destination), e))?;
             vols.populate(&m.name, &source)?;
+        }
+        if let Some((uids, gids)) = userns {
+            for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+                userns::own_volume(std::path::Path::new(&m.source), &uids, &gids)?;
+            }
         }
         root.close()?;
         user

@@ -5,9 +5,10 @@
 //! mapping: a committed snapshot `berth-userns/<mapping>/<chain id>` holding the image's
 //! files with every owner shifted ([`berth_shim::idshift::shift_tree`]), made on first
 //! use and held by the containers built on it (the garbage collector removes it with
-//! the last of them). The container's own upper directory is given to its root.
+//! the last of them). The container's own upper directory, and volumes still owned by
+//! the host's root, are given to the container's root.
 
-use std::os::unix::fs::chown;
+use std::os::unix::fs::{MetadataExt, chown};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -121,6 +122,19 @@ pub fn own_upper(mounts: &[Mount], uids: &IdRange, gids: &IdRange) -> Result<()>
     })?;
     chown(&dir, Some(uids.host), Some(gids.host))
         .map_err(|e| Error::io(format!("chown {}", dir.display()), e))
+}
+
+/// Gives a volume's data directory to the container's root when it is still owned by
+/// the host's root (a new empty volume; one filled from a shifted image root has the
+/// image's owners already).
+pub fn own_volume(data: &Path, uids: &IdRange, gids: &IdRange) -> Result<()> {
+    let meta =
+        std::fs::metadata(data).map_err(|e| Error::io(format!("stat {}", data.display()), e))?;
+    if meta.uid() != 0 || meta.gid() != 0 {
+        return Ok(());
+    }
+    chown(data, Some(uids.host), Some(gids.host))
+        .map_err(|e| Error::io(format!("chown {}", data.display()), e))
 }
 
 #[cfg(test)]
