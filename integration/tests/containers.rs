@@ -1581,3 +1581,39 @@ async fn env_file_and_sig_proxy_off() {
     assert!(!logs.contains("got TERM"), "{logs}");
     w.ok(&["rm", "unproxied"]);
 }
+
+#[tokio::test]
+async fn a_default_container_stays_inside() {
+    let w = World::new().await;
+    let host_name = nix::unistd::gethostname().unwrap();
+    let script = "mount -t tmpfs t /tmp 2>/dev/null && echo MOUNTED; \
+                  date -s \"$(date +'%Y-%m-%d %H:%M:%S')\" 2>&1 >/dev/null | grep -q \"can't set\" && echo TIME-REFUSED; \
+                  hostname changed-inside 2>/dev/null && echo HOSTNAME-SET; \
+                  ps -o pid | tail -n +2 | wc -l; \
+                  echo x > /proc/sys/kernel/hostname 2>/dev/null && echo SYSCTL-WRITTEN; \
+                  echo done";
+    let out = w.ok(&["run", "--rm", &w.busybox, "sh", "-c", script]);
+    assert!(!out.contains("MOUNTED"), "{out}");
+    assert!(!out.contains("HOSTNAME-SET"), "{out}");
+    assert!(!out.contains("SYSCTL-WRITTEN"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    // The clock (set to now, so that a regression does no harm) and the host name
+    // stay as they are.
+    assert_eq!(lines[0], "TIME-REFUSED", "{out}");
+    assert_eq!(nix::unistd::gethostname().unwrap(), host_name);
+    // Only its own processes: sh, ps, tail and wc at most.
+    let procs: usize = lines[1].trim().parse().unwrap();
+    assert!(procs <= 4, "{out}");
+    assert_eq!(lines.last(), Some(&"done"), "{out}");
+    assert!(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            > 1_700_000_000
+    );
+    // Its own UTS namespace: --hostname is its name, not the host's.
+    let out = w.ok(&["run", "--rm", "-h", "inside", &w.busybox, "hostname"]);
+    assert_eq!(out, "inside\n");
+    assert_eq!(nix::unistd::gethostname().unwrap(), host_name);
+}
