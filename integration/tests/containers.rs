@@ -1,9 +1,11 @@
 //! berth's own containers end to end through `berthctl` (berth.v1): run, ps, logs,
 //! stop/kill/restart/pause/unpause/wait/rename/rm/prune, inspect (with `nsenter`),
 //! docker's exit codes, `--rm`, restart policies across a berthd crash, names and ID
-//! prefixes, published ports, links, binds and volumes, resources, the image's config,
-//! attach and exec. Each test has its own berthd, namespace, bridge, subnet and cgroup
-//! parent, and `ctr containers ls` sees the containers.
+//! prefixes, published ports, links, network modes, hosts and DNS files, binds and
+//! volumes, resources, the image's config, attach and exec, security flags
+//! (capabilities, `--privileged`, `--security-opt`, `--read-only`, `--user`,
+//! `--sysctl`) and `userns_remap`. Each test has its own berthd, namespace, bridge,
+//! subnet and cgroup parent, and `ctr containers ls` sees the containers.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
