@@ -1438,10 +1438,10 @@ async fn hosts_dns_and_port_conflicts() {
             .any(|l| l.starts_with("nameserver 127.") || l.starts_with("nameserver ::1")),
         "{out}"
     );
-    // --expose is recorded and -P publishes it.
+    // --expose is recorded and -P publishes it; -p CPORT picks a random host port.
     let id = w
         .ok(&[
-            "create", "--expose", "7000", "-P", &w.busybox, "sleep", "300",
+            "create", "--expose", "7000", "-P", "-p", "9000", &w.busybox, "sleep", "300",
         ])
         .trim()
         .to_string();
@@ -1451,12 +1451,14 @@ async fn hosts_dns_and_port_conflicts() {
         doc["Config"]["ExposedPorts"].get("7000/tcp").is_some(),
         "{doc}"
     );
-    assert!(
-        doc["NetworkSettings"]["Ports"]["7000/tcp"][0]["HostPort"]
-            .as_str()
-            .is_some_and(|p| p.parse::<u16>().is_ok()),
-        "{doc}"
-    );
+    for port in ["7000/tcp", "9000/tcp"] {
+        assert!(
+            doc["NetworkSettings"]["Ports"][port][0]["HostPort"]
+                .as_str()
+                .is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p > 0)),
+            "{port}: {doc}"
+        );
+    }
     w.ok(&["rm", "-f", &id]);
     // A host port in use is a clear error at run, and nothing is left running.
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
