@@ -1,6 +1,7 @@
 //! Benchmark scenarios: each measures one client-visible operation on berthd and on
 //! containerd + runc in the same run and returns report rows (see [`crate::bench`]).
 
+pub mod calls;
 pub mod run;
 
 use crate::bench::Row;
@@ -66,5 +67,10 @@ pub async fn all() -> anyhow::Result<Vec<Row>> {
     let mut rows = run::client_round_trip(&pair).await?;
     rows.extend(run::run_rm(&pair).await?);
     rows.extend(run::detached_fleet(&pair, 50).await?);
+    let log = pair.berth.log();
+    if let Some(path) = std::env::var_os("BERTH_BENCH_LOG") {
+        std::fs::write(&path, &log)?;
+    }
+    calls::print(&calls::summarise(&log));
     Ok(rows)
 }
