@@ -61,7 +61,8 @@ pub fn memory_mib(pid: u32) -> (f64, f64) {
     (field("Rss:"), field("Pss:"))
 }
 
-/// Every scenario, in report order.
+/// Every scenario, in report order, followed by berthd's per-call summary
+/// ([`calls`]); with `BERTH_BENCH_LOG=<path>` berthd's whole debug log is kept there.
 pub async fn all() -> anyhow::Result<Vec<Row>> {
     let pair = Pair::start().await?;
     let mut rows = run::client_round_trip(&pair).await?;
