@@ -1,7 +1,10 @@
 //! Task bundles under `<state>/tasks/<namespace>/<id>/`: `config.json` (the container's
 //! OCI spec, verbatim), `rootfs/` (mounted by the shim), and the shim's own files
 //! (`init.pid`, `shim.log`). Shim sockets live apart, under `<state>/s/`, with short
-//! names: a unix socket path must stay under 108 bytes.
+//! names: a unix socket path must stay under 108 bytes. A deleted task's bundle is
+//! renamed into `<state>/trash/` at once and its files are removed in the background
+//! (Tasks.Delete does not wait for the unlinks); what a crash leaves there is removed at
+//! the next start.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -46,9 +49,9 @@ pub fn create(dir: &Path, spec: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(format!("write {}/config.json", dir.display()), e))
 }
 
-/// Removes a bundle, refusing to if its rootfs is still a mount point (so nothing of a
-/// container's files is ever deleted through it).
-pub fn remove(dir: &Path) -> Result<()> {
+/// Refuses when the bundle's rootfs is still a mount point (so nothing of a container's
+/// files is ever deleted through it).
+fn check_unmounted(dir: &Path) -> Result<()> {
     let rootfs = dir.join("rootfs");
     if let (Ok(r), Ok(b)) = (std::fs::metadata(&rootfs), std::fs::metadata(dir))
         && r.dev() != b.dev()
@@ -58,6 +61,61 @@ pub fn remove(dir: &Path) -> Result<()> {
             rootfs.display()
         )));
     }
+    Ok(())
+}
+
+/// The directory deleted bundles are moved to.
+fn trash(state: &Path) -> PathBuf {
+    state.join("trash")
+}
+
+/// Removes a bundle: renames it into the trash (so its id is free at once) and deletes
+/// its files on a blocking thread without waiting. Falls back to [`remove`] when the
+/// rename fails. Refuses while the rootfs is mounted.
+pub fn discard(state: &Path, dir: &Path) -> Result<()> {
+    check_unmounted(dir)?;
+    let trash = trash(state);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let to = trash.join(format!("{name}-{stamp}"));
+    let moved = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&trash)
+        .and_then(|()| std::fs::rename(dir, &to));
+    if moved.is_err() {
+        return remove(dir);
+    }
+    if let Some(parent) = dir.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = std::fs::remove_dir_all(&to) {
+            tracing::warn!(path = %to.display(), error = %e, "remove a deleted bundle");
+        }
+    });
+    Ok(())
+}
+
+/// Deletes what a previous run left in the trash.
+pub fn empty_trash(state: &Path) {
+    let trash = trash(state);
+    if let Err(e) = std::fs::remove_dir_all(&trash)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %trash.display(), error = %e, "empty the bundle trash");
+    }
+}
+
+/// Removes a bundle now, refusing to if its rootfs is still a mount point.
+pub fn remove(dir: &Path) -> Result<()> {
+    check_unmounted(dir)?;
     match std::fs::remove_dir_all(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -120,5 +178,27 @@ mod tests {
         remove(&d).unwrap();
         assert!(list(tmp.path()).is_empty());
         assert!(!tmp.path().join("tasks/ns").exists());
+    }
+
+    #[tokio::test]
+    async fn discard_frees_the_id_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dir(tmp.path(), "ns", "c1");
+        create(&d, b"{}").unwrap();
+        discard(tmp.path(), &d).unwrap();
+        assert!(list(tmp.path()).is_empty());
+        assert!(!tmp.path().join("tasks/ns").exists());
+        // The same id can have a bundle again while the old files are being removed.
+        create(&d, b"{}").unwrap();
+        assert_eq!(list(tmp.path()).len(), 1);
+    }
+
+    #[test]
+    fn empty_trash_removes_leftovers() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("trash/c1-1/rootfs")).unwrap();
+        empty_trash(tmp.path());
+        assert!(!tmp.path().join("trash").exists());
+        empty_trash(tmp.path());
     }
 }

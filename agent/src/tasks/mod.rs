@@ -275,17 +275,21 @@ impl Tasks {
         spec: &[u8],
         rootfs: Vec<berth_snapshotter::Mount>,
     ) -> Result<u32> {
+        let began = std::time::Instant::now();
         bundle::create(&task.bundle, spec)?;
+        let bundled = began.elapsed();
         self.shim
             .start(&task.ns, &task.id, &task.bundle, &task.socket)
             .await?;
+        let started = began.elapsed();
         let fail = async |e: Error| {
             if let Ok(c) = ShimClient::connect(&task.socket).await {
                 let _ = c.shutdown(true).await;
             }
             e
         };
-        let client = match shim::connect(&task.socket).await {
+        // `start` returned once the shim listens: no Connect round trip is needed.
+        let client = match ShimClient::connect(&task.socket).await {
             Ok(c) => c,
             Err(e) => return Err(fail(shim::error(&task.id, e)).await),
         };
@@ -326,6 +330,13 @@ impl Tasks {
             Ok(c) => c,
             Err(e) => return Err(fail(shim::error(&task.id, e)).await),
         };
+        tracing::debug!(
+            task = %task.id,
+            bundle_us = bundled.as_micros() as u64,
+            shim_start_us = (started - bundled).as_micros() as u64,
+            connect_create_us = (began.elapsed() - started).as_micros() as u64,
+            "task created"
+        );
         task.set_client(client).await;
         self.monitor(task.clone(), events);
         Ok(created.pid)
@@ -594,14 +605,16 @@ impl Tasks {
                 exit
             }
             None => {
+                let began = std::time::Instant::now();
                 let c = task.client().await?;
                 let d = c.delete("").await.map_err(|e| shim::error(id, e))?;
+                tracing::debug!(task = %id, shim_delete_us = began.elapsed().as_micros() as u64, "shim deleted the task");
                 task.mark_deleted();
                 exit_from_wire(d.pid, d.exit_status, d.exited_at)
             }
         };
         self.unregister(&task);
-        bundle::remove(&task.bundle)?;
+        bundle::discard(&self.state, &task.bundle)?;
         Ok(exit)
     }
 
@@ -642,6 +655,7 @@ impl Tasks {
     /// Reconnects to the shims of a previous run of berthd; tasks whose shim is gone
     /// are cleaned up and reported stopped.
     pub async fn recover(&self) {
+        bundle::empty_trash(&self.state);
         for (ns, id, dir) in bundle::list(&self.state) {
             let socket = bundle::socket(&self.state, &ns, &id);
             let task = Arc::new(Task {

@@ -1,6 +1,7 @@
 //! Benchmark scenarios: each measures one client-visible operation on berthd and on
 //! containerd + runc in the same run and returns report rows (see [`crate::bench`]).
 
+pub mod calls;
 pub mod run;
 
 use crate::bench::Row;
@@ -60,11 +61,17 @@ pub fn memory_mib(pid: u32) -> (f64, f64) {
     (field("Rss:"), field("Pss:"))
 }
 
-/// Every scenario, in report order.
+/// Every scenario, in report order, followed by berthd's per-call summary
+/// ([`calls`]); with `BERTH_BENCH_LOG=<path>` berthd's whole debug log is kept there.
 pub async fn all() -> anyhow::Result<Vec<Row>> {
     let pair = Pair::start().await?;
     let mut rows = run::client_round_trip(&pair).await?;
     rows.extend(run::run_rm(&pair).await?);
     rows.extend(run::detached_fleet(&pair, 50).await?);
+    let log = pair.berth.log();
+    if let Some(path) = std::env::var_os("BERTH_BENCH_LOG") {
+        std::fs::write(&path, &log)?;
+    }
+    calls::print(&calls::summarise(&log));
     Ok(rows)
 }

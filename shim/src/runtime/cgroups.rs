@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use cgroups_rs::fs::{Cgroup, MaxValue, Resources, hierarchies};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
@@ -11,6 +12,7 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 use crate::error::{Error, Result};
 use crate::runtime::mounts::CgroupHierarchy;
 use crate::sys::notify::{FileWatch, OomEventFd};
+use crate::sys::process::PidFd;
 
 /// The devices every container may use even when the spec denies all (as runc does):
 /// null, zero, full, tty, random, urandom, /dev/console, ptmx and the pty slaves.
@@ -73,6 +75,44 @@ impl OomWatch {
             }
         }
     }
+}
+
+/// How long [`ContainerCgroup::kill_all`] waits for the members to exit.
+pub const KILL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long [`ContainerCgroup::delete`] retries a busy cgroup.
+pub const DELETE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `dir` and every directory below it (cgroups nested in it), parents first.
+fn nested_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_path_buf());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            nested_dirs(&e.path(), out);
+        }
+    }
+}
+
+/// Removes the cgroup directory `dir` and the cgroups nested in it, deepest first; a
+/// directory already gone is fine.
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    let mut nested = Vec::new();
+    nested_dirs(dir, &mut nested);
+    for d in nested.iter().rev() {
+        match std::fs::remove_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn read_key(file: &Path, key: &str) -> Option<u64> {
@@ -315,12 +355,14 @@ impl ContainerCgroup {
         self.dirs().into_iter().map(|d| d.join(file)).collect()
     }
 
-    /// `cgroup.procs` of every hierarchy (the member processes).
+    /// `cgroup.procs` of every hierarchy and of every cgroup nested below (the member
+    /// processes; a container with cgroup namespaces may have made sub-cgroups).
     fn member_files(&self) -> Vec<PathBuf> {
-        self.dirs()
-            .into_iter()
-            .map(|d| d.join("cgroup.procs"))
-            .collect()
+        let mut out = Vec::new();
+        for d in self.dirs() {
+            nested_dirs(&d, &mut out);
+        }
+        out.into_iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
     /// The hierarchies as a container's `cgroup` mount shows them.
@@ -414,38 +456,66 @@ impl ContainerCgroup {
             .count()
     }
 
-    /// Kills every member (thawing first, so the kill is delivered) until none is left,
-    /// for at most about a second.
+    /// Kills every member and waits for each one's exit on a pidfd (no fixed sleeps),
+    /// reaping the ones this process is parent of. A frozen cgroup is thawed first, so
+    /// the kill is delivered. Gives up after [`KILL_TIMEOUT`] (a process stuck in the
+    /// kernel); [`ContainerCgroup::delete`] then reports the cgroup as busy.
     pub fn kill_all(&self) {
-        let _ = self.thaw();
-        for _ in 0..100 {
-            if self.signal_all(libc::SIGKILL) == 0 {
+        let deadline = Instant::now() + KILL_TIMEOUT;
+        let mut thawed = false;
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() {
                 return;
+            }
+            if !thawed {
+                let _ = self.thaw();
+                thawed = true;
+            }
+            // A pid that is gone between the read and the open has nothing to kill.
+            let handles: Vec<PidFd> = pids
+                .into_iter()
+                .filter_map(|p| PidFd::open(p).ok())
+                .collect();
+            for h in &handles {
+                let _ = h.signal(libc::SIGKILL);
+            }
+            for h in &handles {
+                h.wait_exit(deadline.saturating_duration_since(Instant::now()));
             }
             // Reap what this process is parent of; others are reaped by theirs.
             while crate::sys::process::reap_any().is_some() {}
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            if Instant::now() >= deadline {
+                tracing::warn!(path = %self.path, "cgroup members still alive after SIGKILL");
+                return;
+            }
         }
     }
 
-    /// Removes the cgroup (all hierarchies). Members must be gone.
+    /// Removes the cgroup (all hierarchies, nested cgroups first). Members must be gone.
+    ///
+    /// The directories normally go at the first try. A member that exited but is not
+    /// yet released by the kernel (or reaped by its parent) keeps its cgroup busy for a
+    /// moment: then the removal is retried with a short, growing pause, for at most
+    /// [`DELETE_TIMEOUT`].
     pub fn delete(&self) -> Result<()> {
-        let mut last = None;
-        // The kernel may take a moment to let go of the last exited member.
-        for _ in 0..50 {
-            match self.cg.delete() {
-                Ok(()) => return Ok(()),
-                Err(e) => last = Some(e),
+        let deadline = Instant::now() + DELETE_TIMEOUT;
+        let mut pause = Duration::from_micros(100);
+        loop {
+            let mut busy = None;
+            for d in self.dirs() {
+                if let Err(e) = remove_tree(&d) {
+                    busy.get_or_insert(e);
+                }
             }
-            if self.dirs().iter().all(|d| !d.exists()) {
-                return Ok(());
+            let Some(e) = busy else { return Ok(()) };
+            if Instant::now() >= deadline {
+                return Err(cg_err(&self.path, e));
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            while crate::sys::process::reap_any().is_some() {}
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
         }
-        Err(cg_err(
-            &self.path,
-            last.map_or_else(String::new, |e| e.to_string()),
-        ))
     }
 
     /// True while any hierarchy still has the directory.

@@ -186,3 +186,54 @@ pub fn clone_joined(flags: CloneFlags, join: &[(&OwnedFd, CloneFlags)]) -> SysRe
     }
     forked
 }
+
+/// A pidfd (pidfd_open(2)): a handle on one process that cannot be confused with a
+/// later process reusing its pid, readable once the process has exited.
+pub struct PidFd(OwnedFd);
+
+impl PidFd {
+    /// Opens a pidfd for `pid` (ESRCH when it is gone).
+    pub fn open(pid: i32) -> SysResult<PidFd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1;
+        // no memory is passed.
+        let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if rc < 0 {
+            return Err(Errno::last());
+        }
+        let raw = i32::try_from(rc).map_err(|_| Errno::EBADF)?;
+        // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+        Ok(PidFd(unsafe {
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw)
+        }))
+    }
+
+    /// Sends `signal` to the process (pidfd_send_signal(2)).
+    pub fn signal(&self, signal: i32) -> SysResult<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid pidfd, a signal number, no siginfo (null) and no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc < 0 { Err(Errno::last()) } else { Ok(()) }
+    }
+
+    /// Waits until the process has exited or `timeout` passed; true when it exited.
+    pub fn wait_exit(&self, timeout: std::time::Duration) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+        loop {
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(n) => return n > 0,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return true,
+            }
+        }
+    }
+}
