@@ -2,6 +2,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod bench;
+pub mod bench_image;
 pub mod containerd;
 pub mod ctr;
 pub mod daemon;

@@ -176,6 +176,7 @@ async fn pull_one(
                 .map_or_else(|| r.repository().to_string(), str::to_string)
         ))
         .await;
+    let started = std::time::Instant::now();
     let lease = OpLease::create(core, ns)?;
     let root = repo.resolve(&r.object()).await?;
     let root_bytes = repo.fetch_manifest(&root).await?;
@@ -289,6 +290,14 @@ async fn pull_one(
         })
         .await;
     drop(lease);
+    tracing::info!(
+        image = %r,
+        digest = %root_store.digest,
+        layers = image.manifest.layers.len(),
+        downloaded,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "image pulled"
+    );
     let pulled = Pulled {
         name,
         digest: root_store.digest,
@@ -447,6 +456,15 @@ async fn fetch_and_unpack(
         &waiting,
         progress,
     );
+    let started = std::time::Instant::now();
+    let downloads_done = async {
+        let r = downloads_done.await;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "layer downloads done"
+        );
+        r
+    };
     let result = tokio::try_join!(downloads_done, unpacking);
     if result.is_err() {
         // Nobody will read what is still queued for a live apply.
