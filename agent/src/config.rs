@@ -30,6 +30,8 @@ pub struct Config {
     pub log: LogConfig,
     pub registry: RegistryConfig,
     pub gc: GcConfig,
+    pub runtime: RuntimeConfig,
+    pub network: NetworkConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +102,16 @@ impl Default for RegistryConfig {
             hosts: BTreeMap::new(),
         }
     }
+}
+
+/// How containers run (`[runtime]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// The `berth-shim` binary; empty: the one next to berthd, else from `PATH`.
+    pub shim: String,
+    /// Log level of the shims (their logs go to `<bundle>/shim.log`); empty: berthd's.
+    pub shim_log_level: String,
 }
 
 /// Garbage collection of content (and later snapshots) nothing refers to.
@@ -195,6 +207,114 @@ impl RegistryConfig {
     }
 }
 
+/// Container networking (`[network]`): the default `bridge` network, address pools of
+/// user-defined networks, published ports. See docs/networking.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Bridge interface of the default `bridge` network (at most 15 characters).
+    pub bridge: String,
+    /// Subnet of the default network, e.g. "10.88.0.0/16".
+    pub subnet: String,
+    /// Gateway (the bridge's address) of the default network. Empty: the subnet's first
+    /// address.
+    pub gateway: String,
+    /// MTU of bridges and container interfaces.
+    pub mtu: u32,
+    /// Host ports handed out for `-p CPORT` and `-P`, inclusive, e.g. "32768-60999".
+    pub port_range: String,
+    /// Serve published ports from a user-space proxy in berthd as well as with DNAT (it
+    /// is what answers connections to 127.0.0.1). Off: loopback is DNATed by the kernel
+    /// (route_localnet on the bridge) and the host port is only held.
+    pub userland_proxy: bool,
+    /// Masquerade (source NAT) traffic leaving a network's subnet for other interfaces.
+    pub masquerade: bool,
+    /// Turn on net.ipv4.ip_forward when a bridge is set up (containers reach the outside
+    /// and published ports are reachable from other machines only with it).
+    pub ip_forward: bool,
+    /// Pools user-defined networks without `--subnet` take their subnet from, in order;
+    /// a subnet overlapping a host route or another network is skipped.
+    pub default_address_pools: Vec<AddressPool>,
+    /// The host's resolver configuration that containers' resolv.conf is made from.
+    pub resolv_conf: PathBuf,
+}
+
+/// A range that subnets of one size are carved from (`{ base = "172.17.0.0/16", size = 16 }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPool {
+    pub base: String,
+    pub size: u8,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            bridge: "berth0".into(),
+            subnet: "10.88.0.0/16".into(),
+            gateway: String::new(),
+            mtu: 1500,
+            port_range: "32768-60999".into(),
+            userland_proxy: true,
+            masquerade: true,
+            ip_forward: true,
+            default_address_pools: vec![
+                AddressPool {
+                    base: "172.17.0.0/16".into(),
+                    size: 16,
+                },
+                AddressPool {
+                    base: "172.18.0.0/15".into(),
+                    size: 16,
+                },
+                AddressPool {
+                    base: "172.20.0.0/14".into(),
+                    size: 16,
+                },
+                AddressPool {
+                    base: "172.24.0.0/14".into(),
+                    size: 16,
+                },
+                AddressPool {
+                    base: "172.28.0.0/14".into(),
+                    size: 16,
+                },
+                AddressPool {
+                    base: "192.168.0.0/16".into(),
+                    size: 20,
+                },
+            ],
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// The port range as (first, last).
+    pub fn port_range(&self) -> Result<(u16, u16), ConfigError> {
+        let bad = || {
+            ConfigError::Invalid(format!(
+                "network.port_range = {:?} must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535",
+                self.port_range
+            ))
+        };
+        let (a, b) = self.port_range.split_once('-').ok_or_else(bad)?;
+        let a: u16 = a.trim().parse().map_err(|_| bad())?;
+        let b: u16 = b.trim().parse().map_err(|_| bad())?;
+        if a == 0 || a > b {
+            return Err(bad());
+        }
+        Ok((a, b))
+    }
+
+    /// Checks names, addresses, the MTU and the port range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        crate::network::validate_config(self).map_err(ConfigError::Invalid)?;
+        self.port_range()?;
+        Ok(())
+    }
+}
+
 /// Durations written as text ("100ms", "30m", "24h").
 mod duration_text {
     use std::time::Duration;
@@ -232,6 +352,8 @@ impl Default for Config {
             log: LogConfig::default(),
             registry: RegistryConfig::default(),
             gc: GcConfig::default(),
+            runtime: RuntimeConfig::default(),
+            network: NetworkConfig::default(),
         }
     }
 }
@@ -346,7 +468,8 @@ impl Config {
                 self.log.level
             )));
         }
-        self.registry.validate()
+        self.registry.validate()?;
+        self.network.validate()
     }
 
     /// The socket path, derived from the state directory when not set.
@@ -444,6 +567,55 @@ ca_file = "/etc/berth/ca.pem"
         assert!(err.to_string().contains("soon"), "{err}");
         assert!(Config::parse("[gc]\ningest_max_age = \"1s\"\n").is_err());
         assert!(Config::parse("[gc]\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn network_section_parses_and_validates() {
+        let d = Config::default();
+        assert_eq!(d.network.bridge, "berth0");
+        assert_eq!(d.network.subnet, "10.88.0.0/16");
+        assert_eq!(d.network.mtu, 1500);
+        assert_eq!(d.network.port_range().unwrap(), (32768, 60999));
+        let c = Config::parse(
+            r#"
+[network]
+bridge = "br-test"
+subnet = "10.99.0.0/24"
+gateway = "10.99.0.254"
+mtu = 1400
+port_range = "40000-40010"
+userland_proxy = false
+masquerade = false
+default_address_pools = [{ base = "10.100.0.0/16", size = 24 }]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.network.bridge, "br-test");
+        assert_eq!(c.network.port_range().unwrap(), (40000, 40010));
+        assert!(!c.network.userland_proxy);
+        assert!(c.network.ip_forward);
+        for (bad, why) in [
+            (
+                "[network]\nbridge = \"much-too-long-name\"\n",
+                "network.bridge",
+            ),
+            ("[network]\nbridge = \"a/b\"\n", "network.bridge"),
+            ("[network]\nsubnet = \"10.88.0.1/16\"\n", "host bits"),
+            ("[network]\nsubnet = \"10.88.0.0/31\"\n", "too small"),
+            ("[network]\ngateway = \"10.89.0.1\"\n", "network.gateway"),
+            ("[network]\nmtu = 10\n", "network.mtu"),
+            ("[network]\nport_range = \"9-1\"\n", "network.port_range"),
+            ("[network]\nport_range = \"0-10\"\n", "network.port_range"),
+            (
+                "[network]\ndefault_address_pools = [{ base = \"10.0.0.0/16\", size = 8 }]\n",
+                "size 8",
+            ),
+            ("[network]\nresolv_conf = \"etc/resolv.conf\"\n", "absolute"),
+            ("[network]\nbogus = 1\n", "bogus"),
+        ] {
+            let err = Config::parse(bad).unwrap_err();
+            assert!(err.to_string().contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

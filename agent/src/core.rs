@@ -16,6 +16,7 @@ use crate::metadata::Metadata;
 use crate::namespaces::Namespaces;
 use crate::plugins::{self, Plugin};
 use crate::snapshots::{Snapshots, SnapshotsGc};
+use crate::tasks::{ShimCommand, Tasks};
 
 /// Everything the services reach.
 pub struct Core {
@@ -27,6 +28,7 @@ pub struct Core {
     pub content: Arc<ContentStore>,
     pub images: Images,
     pub snapshots: Snapshots,
+    pub tasks: Tasks,
     pub differ: Differ,
     /// The registry client of pulls, pushes, searches and logins.
     pub registry: RegistryClient,
@@ -59,9 +61,26 @@ impl Core {
             content.clone(),
             config.gc.ingest_max_age,
         )));
+        let containers = Containers::new(metadata.clone(), events.clone());
+        let shim = ShimCommand::new(
+            crate::tasks::locate_shim(&config.runtime.shim),
+            if config.runtime.shim_log_level.is_empty() {
+                config.log.level.clone()
+            } else {
+                config.runtime.shim_log_level.clone()
+            },
+        );
+        let tasks = Tasks::new(
+            config.state.clone(),
+            shim,
+            events.clone(),
+            containers.clone(),
+            snapshots.clone(),
+        );
         Ok(Arc::new(Core {
             namespaces: Namespaces::new(metadata.clone(), events.clone()),
-            containers: Containers::new(metadata.clone(), events.clone()),
+            containers,
+            tasks,
             images: Images::new(metadata.clone(), events.clone(), gc.clone()),
             plugins: plugins::registry(&config.root),
             content,

@@ -108,6 +108,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
     let _lock = RootLock::acquire(&config.root)?;
     let address = config.address();
     let core = Core::open(config)?;
+    core.tasks.recover().await;
     let listener = bind(&address, core.config.grpc.gid).await?;
     let _socket = SocketGuard(address.clone());
     let gc = core.gc.start();

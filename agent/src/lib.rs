@@ -17,10 +17,12 @@ pub mod images;
 pub mod labels;
 pub mod metadata;
 pub mod namespaces;
+pub mod network;
 pub mod observability;
 pub mod plugins;
 pub mod services;
 pub mod snapshots;
+pub mod tasks;
 
 /// berth's version, as reported by the Version service.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -58,17 +58,33 @@ impl crate::filters::Adaptor for Plugin {
     }
 }
 
+/// The overlayfs snapshotter works only where the kernel has overlayfs.
+fn overlay_checked(p: Plugin) -> Plugin {
+    let known = std::fs::read_to_string("/proc/filesystems")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.split_whitespace().last() == Some("overlay"))
+        })
+        .unwrap_or(false);
+    if known || std::path::Path::new("/sys/module/overlay").exists() {
+        p
+    } else {
+        p.unavailable("the kernel has no overlay file system; use the native snapshotter")
+    }
+}
+
 /// The plugins of this berthd.
 pub fn registry(root: &std::path::Path) -> Vec<Plugin> {
-    const NOT_YET: &str = "not implemented yet in berth";
     let grpc = "io.containerd.grpc.v1";
     let service = "io.containerd.service.v1";
     vec![
         Plugin::new("io.containerd.content.v1", "content")
             .export("root", root.join("content").display().to_string()),
-        Plugin::new("io.containerd.snapshotter.v1", "overlayfs").export(
-            "root",
-            root.join("snapshots/overlayfs").display().to_string(),
+        overlay_checked(
+            Plugin::new("io.containerd.snapshotter.v1", "overlayfs").export(
+                "root",
+                root.join("snapshots/overlayfs").display().to_string(),
+            ),
         ),
         Plugin::new("io.containerd.snapshotter.v1", "native")
             .export("root", root.join("snapshots/native").display().to_string()),
@@ -92,9 +108,8 @@ pub fn registry(root: &std::path::Path) -> Vec<Plugin> {
         Plugin::new(grpc, "snapshots").requires(&[service]),
         Plugin::new(grpc, "diff").requires(&[service]),
         Plugin::new(grpc, "containers").requires(&[service]),
-        Plugin::new(grpc, "tasks")
-            .requires(&[service])
-            .unavailable(NOT_YET),
+        Plugin::new(grpc, "tasks").requires(&[service]),
+        Plugin::new("io.containerd.runtime.v2", "task").requires(&["io.containerd.metadata.v1"]),
         Plugin::new("berth.grpc.v1", "system"),
     ]
     .into_iter()

@@ -2,7 +2,6 @@
 #![doc = include_str!("../README.md")]
 
 pub mod bench;
-pub mod bench_image;
 pub mod containerd;
 pub mod ctr;
 pub mod daemon;
@@ -12,6 +11,7 @@ pub mod names;
 pub mod ports;
 pub mod procs;
 pub mod registry;
+pub mod scenarios;
 
 pub use ctr::{Ctr, CtrChild, CtrOutput};
 pub use daemon::{Daemon, DaemonOptions};

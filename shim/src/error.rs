@@ -54,6 +54,9 @@ pub enum Error {
     /// The call does not fit the current state.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A bounded buffer is full.
+    #[error("{0}")]
+    ResourceExhausted(String),
 }
 
 impl Error {
@@ -82,6 +85,7 @@ impl Error {
             Error::NotFound(_) => code::NOT_FOUND,
             Error::AlreadyExists(_) => code::ALREADY_EXISTS,
             Error::FailedPrecondition(_) => code::FAILED_PRECONDITION,
+            Error::ResourceExhausted(_) => code::RESOURCE_EXHAUSTED,
             Error::Sys { .. } | Error::Io { .. } | Error::Cgroup { .. } | Error::Child(_) => {
                 code::INTERNAL
             }

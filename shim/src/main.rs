@@ -1,20 +1,9 @@
-#![doc = include_str!("../README.md")]
-
-mod delete;
-mod error;
-mod io;
-mod observability;
-mod run;
-mod runtime;
-mod server;
-mod service;
-mod start;
-mod sys;
-mod task;
+//! The `berth-shim` binary: command line over the [`berth_shim`] library.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use berth_shim::{ShimArgs, delete, observability, run, start};
+use clap::{Parser, Subcommand};
 
 /// berth-shim: one small process per container.
 #[derive(Parser)]
@@ -22,23 +11,6 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Options shared by the commands.
-#[derive(Args, Clone, Debug)]
-pub struct ShimArgs {
-    /// Container id.
-    #[arg(long)]
-    id: String,
-    /// containerd namespace of the container.
-    #[arg(long, default_value = "default")]
-    namespace: String,
-    /// Bundle directory (config.json, rootfs).
-    #[arg(long)]
-    bundle: PathBuf,
-    /// Log level: error, warn, info, debug, trace.
-    #[arg(long, default_value = "info")]
-    log_level: String,
 }
 
 #[derive(Subcommand)]

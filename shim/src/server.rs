@@ -1,7 +1,8 @@
 //! The shim's single-threaded event loop: one epoll set for the listening socket, the
 //! client connections, the signalfd (SIGCHLD, SIGTERM), the stdio pumps and the OOM
 //! notifier. Requests are decoded here and handed to [`crate::service`]; replies and
-//! events are queued per connection and written as the socket allows.
+//! events are queued per connection and written as the socket allows (the connections
+//! are the [`Outbox`] of the stdio code).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{ErrorKind, Read, Write};
@@ -15,6 +16,8 @@ use berth_api::shim::frame::{Frame, FrameBody};
 use prost::Message;
 
 use crate::error::{Error, Result};
+use crate::io::Outbox;
+use crate::io::log::LogSet;
 use crate::runtime::Container;
 use crate::runtime::cgroups::OomWatch;
 use crate::sys::linux::Linux;
@@ -51,8 +54,94 @@ pub struct Identity {
 struct Conn {
     stream: UnixStream,
     rbuf: Vec<u8>,
+    /// Frames to send; `wbuf[wpos..]` is not written yet.
     wbuf: Vec<u8>,
+    wpos: usize,
     writing: bool,
+}
+
+impl Conn {
+    fn unsent(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+
+    /// Writes what the socket takes and watches for writability while something is
+    /// left; false when the peer is gone.
+    fn flush(&mut self, poller: &Poller, id: u32) -> bool {
+        while self.wpos < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[self.wpos..]) {
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+            if self.wbuf.capacity() > 64 * 1024 {
+                self.wbuf = Vec::new();
+            }
+        } else if self.wpos > 64 * 1024 && self.wpos > self.wbuf.len() / 2 {
+            self.wbuf.drain(..self.wpos);
+            self.wpos = 0;
+        }
+        let want = self.unsent() > 0;
+        if want != self.writing {
+            let token = (KIND_CONN << KIND_SHIFT) | u64::from(id);
+            let interest = if want {
+                Interest::ReadWrite
+            } else {
+                Interest::Read
+            };
+            let _ = poller.modify(self.stream.as_fd(), token, interest);
+            self.writing = want;
+        }
+        true
+    }
+}
+
+/// The connections as the stdio code's outbox: frames are queued and written at once
+/// when the socket takes them; connections found dead are closed afterwards.
+pub(crate) struct Conns<'a> {
+    conns: &'a mut HashMap<u32, Conn>,
+    poller: &'a Poller,
+    dead: Vec<u32>,
+}
+
+impl Conns<'_> {
+    fn queued(&mut self, conn: u32, encode: impl FnOnce(&mut Vec<u8>)) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        encode(&mut c.wbuf);
+        if !c.writing && !c.flush(self.poller, conn) {
+            self.dead.push(conn);
+        }
+    }
+}
+
+impl Outbox for Conns<'_> {
+    fn send(&mut self, conn: u32, frame: &Frame) {
+        self.queued(conn, |w| frame.encode(w));
+    }
+
+    fn alive(&self, conn: u32) -> bool {
+        self.conns.contains_key(&conn) && !self.dead.contains(&conn)
+    }
+
+    fn event(&mut self, conn: u32, id: u32, payload: &[u8], limit: Option<usize>) -> bool {
+        if !self.alive(conn) {
+            return false;
+        }
+        if let Some(limit) = limit
+            && self.conns[&conn].unsent() + Frame::event_len(payload.len()) > limit
+        {
+            return false;
+        }
+        self.queued(conn, |w| Frame::encode_event(id, payload, w));
+        true
+    }
 }
 
 /// The whole shim state.
@@ -71,6 +160,8 @@ pub struct Shim {
     pub(crate) oom: Option<OomWatch>,
     pub(crate) paused: bool,
     subscribers: Vec<(u32, u32)>,
+    /// Open json-lines logs, shared by the processes that name the same file.
+    pub(crate) logs: LogSet,
     /// Set when the shim should exit once replies are flushed.
     pub(crate) exiting: bool,
     pub(crate) buf: Vec<u8>,
@@ -104,6 +195,7 @@ impl Shim {
             oom: None,
             paused: false,
             subscribers: Vec::new(),
+            logs: LogSet::default(),
             exiting: false,
             buf: vec![0; BUF_SIZE],
         })
@@ -156,11 +248,9 @@ impl Shim {
                 let slot = ((t >> 8) & 0xffff_ffff) as u32;
                 let index = ((t >> 1) & 0x7f) as usize;
                 let side = t & 1;
-                let mut buf = std::mem::take(&mut self.buf);
-                if let Some(p) = self.procs.get_mut(&slot) {
-                    p.io.on_ready(&self.poller, index, side, &mut buf);
-                }
-                self.buf = buf;
+                self.with_io(slot, |io, poller, buf, out| {
+                    io.on_ready(poller, index, side, buf, out);
+                });
                 self.maybe_report(slot);
             }
             _ => {}
@@ -188,6 +278,7 @@ impl Shim {
                                 stream,
                                 rbuf: Vec::new(),
                                 wbuf: Vec::new(),
+                                wpos: 0,
                                 writing: false,
                             },
                         );
@@ -210,7 +301,29 @@ impl Shim {
         self.subscribers.retain(|(c, _)| *c != id);
         for p in self.procs.values_mut() {
             p.waiters.retain(|(c, _)| *c != id);
+            p.io.forget_conn(id);
         }
+    }
+
+    /// Runs `f` on the stdio of process `slot` with the connections as its outbox,
+    /// then closes the connections found dead.
+    pub(crate) fn with_io<R>(
+        &mut self,
+        slot: u32,
+        f: impl FnOnce(&mut crate::io::ProcessIo, &Poller, &mut [u8], &mut dyn Outbox) -> R,
+    ) -> Option<R> {
+        let p = self.procs.get_mut(&slot)?;
+        let mut out = Conns {
+            conns: &mut self.conns,
+            poller: &self.poller,
+            dead: Vec::new(),
+        };
+        let r = f(&mut p.io, &self.poller, &mut self.buf, &mut out);
+        let dead = std::mem::take(&mut out.dead);
+        for id in dead {
+            self.close_conn(id);
+        }
+        Some(r)
     }
 
     fn read_conn(&mut self, id: u32) {
@@ -275,37 +388,11 @@ impl Shim {
     }
 
     fn flush(&mut self, id: u32) {
-        let mut dead = false;
-        if let Some(c) = self.conns.get_mut(&id) {
-            while !c.wbuf.is_empty() {
-                match c.stream.write(&c.wbuf) {
-                    Ok(n) => {
-                        c.wbuf.drain(..n);
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        dead = true;
-                        break;
-                    }
-                }
-            }
-            let want = !c.wbuf.is_empty();
-            if want != c.writing && !dead {
-                let token = (KIND_CONN << KIND_SHIFT) | u64::from(id);
-                let interest = if want {
-                    Interest::ReadWrite
-                } else {
-                    Interest::Read
-                };
-                let _ = self.poller.modify(c.stream.as_fd(), token, interest);
-                c.writing = want;
-            }
-            if c.wbuf.is_empty() && c.wbuf.capacity() > 64 * 1024 {
-                c.wbuf = Vec::new();
-            }
-        }
-        if dead {
+        let alive = match self.conns.get_mut(&id) {
+            Some(c) => c.flush(&self.poller, id),
+            None => return,
+        };
+        if !alive {
             self.close_conn(id);
         }
     }
@@ -315,9 +402,14 @@ impl Shim {
         let ids: Vec<u32> = self.conns.keys().copied().collect();
         for id in ids {
             if let Some(c) = self.conns.get_mut(&id) {
+                // A peer that does not read (an attacher) must not hold the exit up.
                 let _ = c.stream.set_nonblocking(false);
-                let _ = c.stream.write_all(&c.wbuf);
+                let _ = c
+                    .stream
+                    .set_write_timeout(Some(std::time::Duration::from_millis(500)));
+                let _ = c.stream.write_all(&c.wbuf[c.wpos..]);
                 c.wbuf.clear();
+                c.wpos = 0;
             }
         }
     }

@@ -2,14 +2,15 @@
 //! loop with the decoded request. Each returns the reply, or nothing when the answer
 //! comes later (Wait).
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use berth_api::berth::shim::v1 as pb;
 use berth_api::shim::frame::{Frame, Method, PROTOCOL_VERSION, code};
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::io::{ProcessIo, StdioConfig};
+use crate::io::log::Rotation;
+use crate::io::{ProcessIo, StdioConfig, display_name};
 use crate::runtime::Container;
 use crate::runtime::rootfs::RootMount;
 use crate::server::Shim;
@@ -17,7 +18,9 @@ use crate::task::Proc;
 
 /// What a method produced.
 enum Answer {
+    /// The reply.
     Now(Vec<u8>),
+    /// The method sent its reply itself, or it comes later.
     Later,
 }
 
@@ -65,7 +68,16 @@ pub fn handle(shim: &mut Shim, conn: u32, id: u32, method: &str, payload: &[u8])
             shim.subscribe(conn, id);
             now(pb::SubscribeResponse {})
         }
+        Method::WriteStdin => decode(payload).and_then(|r| write_stdin(shim, conn, id, r)),
+        Method::Attach => decode(payload).and_then(|r| attach(shim, conn, id, r)),
+        Method::Detach => decode(payload).and_then(|r: pb::DetachRequest| {
+            detach(shim, conn, r.attach_id);
+            now(pb::DetachResponse {})
+        }),
     };
+    if matches!(m, Method::Create | Method::Exec | Method::Start) {
+        crate::sys::mem::trim_heap();
+    }
     match res {
         Ok(Answer::Now(bytes)) => Some(Frame::reply(id, bytes)),
         Ok(Answer::Later) => None,
@@ -114,19 +126,11 @@ fn connect(shim: &Shim) -> Result<Answer> {
     })
 }
 
-fn stdio_of(
-    stdin: String,
-    stdout: String,
-    stderr: String,
-    terminal: bool,
-    log_path: String,
-) -> StdioConfig {
-    StdioConfig {
-        stdin,
-        stdout,
-        stderr,
-        terminal,
-        log_path,
+/// Rotation settings from the request fields.
+fn rotation(max_size: u64, max_files: u32) -> Rotation {
+    Rotation {
+        max_size,
+        max_files,
     }
 }
 
@@ -154,6 +158,18 @@ fn create(shim: &mut Shim, r: pb::CreateRequest) -> Result<Answer> {
             options: m.options.clone(),
         })
         .collect();
+    let stdio = StdioConfig {
+        stdin: r.stdin,
+        stdout: r.stdout,
+        stderr: r.stderr,
+        terminal: r.terminal,
+        log_path: r.log_path,
+        rotation: rotation(r.log_max_size, r.log_max_files),
+        stdin_stream: r.stdin_stream,
+        output_stream: r.output_stream,
+    };
+    stdio.validate()?;
+    let began = Instant::now();
     let mut c = Container::prepare(
         &shim.sys,
         &shim.ident.id,
@@ -162,9 +178,9 @@ fn create(shim: &mut Shim, r: pb::CreateRequest) -> Result<Answer> {
         &mounts,
         r.no_pivot,
     )?;
-    let stdio = stdio_of(r.stdin, r.stdout, r.stderr, r.terminal, r.log_path);
+    let prepared = began.elapsed();
     let (slot, token) = shim.alloc_slot(true);
-    let spawned = ProcessIo::open(&stdio, token).and_then(|(io, child)| {
+    let spawned = ProcessIo::open("", &stdio, token, &mut shim.logs).and_then(|(io, child)| {
         let created = c.spawn_init(&shim.sys, child.raw())?;
         drop(child);
         Ok((io, created))
@@ -178,8 +194,15 @@ fn create(shim: &mut Shim, r: pb::CreateRequest) -> Result<Answer> {
             return Err(e);
         }
     };
-    if let Some(master) = created.pty_master.take() {
-        io.attach_pty(master)?;
+    let spawned = began.elapsed() - prepared;
+    if let Some(master) = created.pty_master.take()
+        && let Err(e) = io.attach_pty(master)
+    {
+        drop(created);
+        if let Err(e2) = c.destroy(&shim.sys) {
+            tracing::warn!(error = %e2, "cleanup after failed create");
+        }
+        return Err(e);
     }
     io.watch(&shim.poller);
     let pid = created.pid;
@@ -188,7 +211,13 @@ fn create(shim: &mut Shim, r: pb::CreateRequest) -> Result<Answer> {
         Err(e) => tracing::debug!(error = %e, "no oom notifications"),
     }
     let _ = std::fs::write(bundle.join("init.pid"), pid.to_string());
-    tracing::info!(pid, "task created");
+    tracing::info!(
+        pid,
+        prepare_us = prepared.as_micros() as u64,
+        spawn_us = spawned.as_micros() as u64,
+        total_us = began.elapsed().as_micros() as u64,
+        "task created"
+    );
     shim.procs.insert(slot, Proc::new("", created, io, stdio));
     shim.container = Some(c);
     now(pb::CreateResponse { pid: pid_u32(pid) })
@@ -294,10 +323,20 @@ fn exec(shim: &mut Shim, r: pb::ExecRequest) -> Result<Answer> {
     let process: oci_spec::runtime::Process = serde_json::from_slice(&r.process)
         .map_err(|e| Error::Spec(format!("exec process: {e}")))?;
     let terminal = r.terminal || process.terminal().unwrap_or(false);
-    let stdio = stdio_of(r.stdin, r.stdout, r.stderr, terminal, r.log_path);
+    let stdio = StdioConfig {
+        stdin: r.stdin,
+        stdout: r.stdout,
+        stderr: r.stderr,
+        terminal,
+        log_path: r.log_path,
+        rotation: rotation(r.log_max_size, r.log_max_files),
+        stdin_stream: r.stdin_stream,
+        output_stream: r.output_stream,
+    };
+    stdio.validate()?;
     let (slot, token) = shim.alloc_slot(false);
+    let (mut io, child) = ProcessIo::open(&r.exec_id, &stdio, token, &mut shim.logs)?;
     let c = container(shim)?;
-    let (mut io, child) = ProcessIo::open(&stdio, token)?;
     let mut created = c.spawn_exec(&shim.sys, init_pid, &process, child.raw())?;
     drop(child);
     if let Some(master) = created.pty_master.take() {
@@ -321,13 +360,58 @@ fn resize(shim: &mut Shim, r: pb::ResizePtyRequest) -> Result<Answer> {
 fn close_io(shim: &mut Shim, r: pb::CloseIoRequest) -> Result<Answer> {
     let slot = slot_of(shim, &r.exec_id)?;
     if r.stdin {
-        let mut buf = std::mem::take(&mut shim.buf);
-        if let Some(p) = shim.procs.get_mut(&slot) {
-            p.io.close_stdin(&shim.poller, &mut buf);
-        }
-        shim.buf = buf;
+        shim.with_io(slot, |io, poller, buf, out| {
+            io.close_stdin(poller, buf, out)
+        });
     }
     now(pb::CloseIoResponse {})
+}
+
+fn write_stdin(shim: &mut Shim, conn: u32, id: u32, r: pb::WriteStdinRequest) -> Result<Answer> {
+    let slot = slot_of(shim, &r.exec_id)?;
+    let done = shim
+        .with_io(slot, |io, poller, _, out| {
+            io.write_stdin(poller, &r.data, conn, id, out)
+        })
+        .expect("slot exists")?;
+    if done {
+        now(pb::WriteStdinResponse {})
+    } else {
+        Ok(Answer::Later)
+    }
+}
+
+fn attach(shim: &mut Shim, conn: u32, id: u32, r: pb::AttachRequest) -> Result<Answer> {
+    let slot = slot_of(shim, &r.exec_id)?;
+    let io = &shim.procs[&slot].io;
+    let (stdout, stderr) = io.check_attach(r.stdout, r.stderr)?;
+    let mut reply = pb::AttachResponse {
+        stdout,
+        stderr,
+        ..Default::default()
+    };
+    if r.logs
+        && let Some((path, inode, size)) = io.log_position()
+    {
+        reply.log_path = path;
+        reply.log_inode = inode;
+        reply.log_size = size;
+    }
+    // The reply goes first: the output frames that follow refer to it.
+    shim.send(conn, &Frame::reply(id, reply.encode_to_vec()));
+    shim.with_io(slot, |io, _, _, out| {
+        io.add_attacher(conn, id, (stdout, stderr), r.logs, out);
+    });
+    tracing::debug!(exec_id = %display_name(&r.exec_id), stdout, stderr, "attached");
+    Ok(Answer::Later)
+}
+
+fn detach(shim: &mut Shim, conn: u32, attach_id: u32) {
+    for p in shim.procs.values_mut() {
+        if p.io.remove_attacher(conn, attach_id) {
+            return;
+        }
+    }
 }
 
 fn pause(shim: &mut Shim, freeze: bool) -> Result<Answer> {
@@ -438,7 +522,9 @@ fn discard(shim: &mut Shim, slot: u32) -> Proc {
         }
     }
     p.created = None;
-    p.io.shutdown(&shim.poller);
+    shim.procs.insert(slot, p);
+    shim.with_io(slot, |io, poller, _, out| io.shutdown(poller, out));
+    let mut p = shim.procs.remove(&slot).expect("slot exists");
     for (conn, req) in std::mem::take(&mut p.waiters) {
         shim.send(
             conn,

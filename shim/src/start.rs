@@ -69,6 +69,12 @@ fn daemon(args: &ShimArgs, socket: &Path, ready: OwnedFd) -> anyhow::Result<()> 
         return Err(e);
     }
     crate::observability::init(&args.log_level);
+    if !crate::sealed_exe::running_sealed() {
+        tracing::info!(
+            "not running from a sealed copy of berth-shim: start shims through \
+             berth_shim::sealed_exe so that containers cannot reach the binary"
+        );
+    }
     // `serve` reports readiness, or its failure before it, on `ready` and closes it.
     crate::run::serve(args, socket, Some(ready))
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests of berth-shim: real `berth-shim start`, real containers from a
 //! busybox rootfs, driven with berth-api's async client. Needs root and cgroups.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -12,42 +13,9 @@ use prost::Message;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
-
 async fn run_to_exit(f: &mut Fixture, args: &[&str]) -> (u32, String, String) {
     f.write_spec(args, |_| {});
-    let c = f.start_shim().await;
-    let out = f.fifo("out");
-    let err = f.fifo("err");
-    let mut req = f.create_request();
-    req.stdout = out.display().to_string();
-    req.stderr = err.display().to_string();
-    c.create(req).await.unwrap();
-    let out_text = collect(&out);
-    let err_text = collect(&err);
-    let waiter = {
-        let c = c.clone();
-        tokio::spawn(async move { c.wait("").await })
-    };
-    c.start("").await.unwrap();
-    let status = waiter.await.unwrap().unwrap().exit_status;
-    let state = c.state("").await.unwrap();
-    assert_eq!(state.status, pb::Status::Stopped as i32);
-    c.delete("").await.unwrap();
-    assert!(f.wait_shim_exit().await, "shim did not exit after delete");
-    f.assert_clean();
-    (status, out_text.await.unwrap(), err_text.await.unwrap())
+    f.run_written().await
 }
 
 #[tokio::test]
@@ -510,4 +478,50 @@ async fn shim_memory() {
     c.kill("", 9, true).await.unwrap();
     c.wait("").await.unwrap();
     c.delete("").await.unwrap();
+}
+
+/// Not a check: prints how long Create takes and where the time goes, as wall time and
+/// as the shim's and the container child's time on a CPU and waiting for one
+/// (`/proc/PID/schedstat`); the rest is sleeping in the kernel
+/// (`cargo test -p berth-shim --test shim create_time -- --nocapture`).
+#[tokio::test]
+async fn create_time() {
+    need_root!();
+    let schedstat = |pid: u32| -> (u64, u64) {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap_or_default();
+        let v: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (
+            v.first().copied().unwrap_or(0),
+            v.get(1).copied().unwrap_or(0),
+        )
+    };
+    for _ in 0..5 {
+        let mut f = Fixture::new("ctime");
+        f.write_spec(&["sleep", "100"], |_| {});
+        let c = f.start_shim().await;
+        let shim = f.shim_pid.unwrap() as u32;
+        let mut req = f.create_request();
+        req.log_path = f.dir.path().join("log.json").display().to_string();
+        let before = schedstat(shim);
+        let began = std::time::Instant::now();
+        let created = c.create(req).await.unwrap();
+        let wall = began.elapsed();
+        let after = schedstat(shim);
+        let child = schedstat(created.pid);
+        eprintln!(
+            "create {:>6} us: shim on cpu {:>5} us, runnable {:>5} us; child on cpu {:>5} us, runnable {:>5} us",
+            wall.as_micros(),
+            (after.0 - before.0) / 1000,
+            (after.1 - before.1) / 1000,
+            child.0 / 1000,
+            child.1 / 1000
+        );
+        c.kill("", 9, true).await.unwrap();
+        c.wait("").await.unwrap();
+        c.delete("").await.unwrap();
+        assert!(f.wait_shim_exit().await);
+    }
 }

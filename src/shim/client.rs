@@ -4,8 +4,9 @@
 //! A [`ShimClient`] is cheap to clone (an `Arc`); all clones share one connection. Two
 //! tasks serve it: a writer that owns the socket's write half (so a cancelled call never
 //! leaves half a frame behind) and a reader that routes replies to their callers by
-//! request id and events to their subscriptions. When the connection ends every pending
-//! call fails with [`ClientError::Closed`]; reconnect with [`ShimClient::connect`].
+//! request id and events to their subscriptions (Subscribe: [`EventStream`]; Attach:
+//! [`OutputStream`]). When the connection ends every pending call fails with
+//! [`ClientError::Closed`] and every stream ends; reconnect with [`ShimClient::connect`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{Frame, FrameBody, FrameError, Method};
+use super::output::{OutputQueue, OutputStream};
 use crate::berth::shim::v1 as pb;
 
 /// Failure of a call to the shim.
@@ -92,6 +94,10 @@ enum Pending {
         ack: Option<oneshot::Sender<Reply>>,
         events: mpsc::UnboundedSender<pb::Event>,
     },
+    Attach {
+        ack: Option<oneshot::Sender<Reply>>,
+        queue: Arc<OutputQueue>,
+    },
 }
 
 struct Inner {
@@ -124,9 +130,17 @@ impl Inner {
             FrameBody::Reply(p) => Ok(p),
             FrameBody::Error { code, message } => Err(ClientError::Status { code, message }),
             FrameBody::Event(p) => {
-                let delivered = match (map.get(&frame.id), pb::Event::decode(p.as_slice())) {
-                    (Some(Pending::Subscription { events, .. }), Ok(ev)) => events.send(ev).is_ok(),
-                    (Some(Pending::Subscription { .. }), Err(_)) => true,
+                let delivered = match map.get(&frame.id) {
+                    Some(Pending::Subscription { events, .. }) => {
+                        match pb::Event::decode(p.as_slice()) {
+                            Ok(ev) => events.send(ev).is_ok(),
+                            Err(_) => true,
+                        }
+                    }
+                    Some(Pending::Attach { queue, .. }) => match pb::Output::decode(p.as_slice()) {
+                        Ok(out) => queue.push(out),
+                        Err(_) => true,
+                    },
                     _ => false,
                 };
                 if !delivered {
@@ -138,7 +152,7 @@ impl Inner {
             FrameBody::Request { .. } => return,
         };
         match map.get_mut(&frame.id) {
-            Some(Pending::Subscription { ack, .. }) => {
+            Some(Pending::Subscription { ack, .. } | Pending::Attach { ack, .. }) => {
                 if let Some(tx) = ack.take() {
                     let failed = reply.is_err();
                     let _ = tx.send(reply);
@@ -168,6 +182,12 @@ impl Inner {
                     if let Some(tx) = ack {
                         let _ = tx.send(Err(ClientError::Closed));
                     }
+                }
+                Pending::Attach { ack, queue } => {
+                    if let Some(tx) = ack {
+                        let _ = tx.send(Err(ClientError::Closed));
+                    }
+                    queue.close();
                 }
             }
         }
@@ -405,6 +425,68 @@ impl ShimClient {
         self.call::<_, pb::ShutdownResponse>(Method::Shutdown, &pb::ShutdownRequest { now })
             .await
             .map(drop)
+    }
+
+    /// Appends `data` to the stdin of a process created with `stdin_stream`; returns once
+    /// the shim has put it in the process's pipe (or pty). Waiting for each call before
+    /// the next keeps a fast writer in step with the process.
+    pub async fn write_stdin(&self, exec_id: &str, data: Vec<u8>) -> Result<(), ClientError> {
+        let req = pb::WriteStdinRequest {
+            exec_id: exec_id.to_string(),
+            data,
+        };
+        self.call::<_, pb::WriteStdinResponse>(Method::WriteStdin, &req)
+            .await
+            .map(drop)
+    }
+
+    /// Subscribes to a process's output from now on (before Start: all of it). The
+    /// stream ends with [`super::OutputEvent::Eof`] when the output ends; dropping it
+    /// detaches.
+    pub async fn attach(&self, req: pb::AttachRequest) -> Result<OutputStream, ClientError> {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let queue = Arc::new(OutputQueue::default());
+        let id = self
+            .inner
+            .register(Pending::Attach {
+                ack: Some(ack_tx),
+                queue: queue.clone(),
+            })
+            .ok_or(ClientError::Closed)?;
+        let mut guard = ForgetOnDrop {
+            inner: &self.inner,
+            id,
+            armed: true,
+        };
+        let payload = req.encode_to_vec();
+        if self
+            .inner
+            .writer
+            .send(Frame::request(id, Method::Attach, payload).to_bytes())
+            .is_err()
+        {
+            return Err(ClientError::Closed);
+        }
+        let bytes = ack_rx.await.map_err(|_| ClientError::Closed)??;
+        let response =
+            pb::AttachResponse::decode(bytes.as_slice()).map_err(|source| ClientError::Decode {
+                method: Method::Attach,
+                source,
+            })?;
+        guard.armed = false;
+        let inner = Arc::downgrade(&self.inner);
+        let detach = Box::new(move || {
+            if let Some(inner) = inner.upgrade() {
+                inner.forget(id);
+                // The reply (a fresh id nobody waits for) is dropped by the reader.
+                let req = pb::DetachRequest { attach_id: id }.encode_to_vec();
+                let detach_id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+                let _ = inner
+                    .writer
+                    .send(Frame::request(detach_id, Method::Detach, req).to_bytes());
+            }
+        });
+        Ok(OutputStream::new(queue, response, detach))
     }
 
     /// Subscribes to the shim's events from now on.

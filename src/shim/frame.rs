@@ -10,7 +10,8 @@
 //!   request  method-name length: u8, method name (ASCII), prost message
 //!   reply    prost message (the method's Response)
 //!   error    gRPC code: u32 BE, message (UTF-8)
-//!   event    prost `berth.shim.v1.Event` (id = the Subscribe request's id)
+//!   event    prost `berth.shim.v1.Event` (id = the Subscribe request's id), or
+//!            prost `berth.shim.v1.Output` (id = an Attach request's id)
 //! ```
 //!
 //! Both sides use [`Frame::encode`] and [`Frame::decode`]; the shim with blocking
@@ -20,8 +21,9 @@ use std::fmt;
 
 /// Largest accepted value of the length prefix (16 MiB, as berth's gRPC limit).
 pub const MAX_FRAME_LEN: usize = 16 << 20;
-/// Version of the framing and method set; `Connect` reports it.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the framing and method set; `Connect` reports it. 2 added WriteStdin,
+/// Attach, Detach and the stream and rotation fields of Create and Exec.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Bytes of the length prefix.
 pub const LEN_BYTES: usize = 4;
 /// Bytes of kind + id after the length prefix.
@@ -44,6 +46,8 @@ pub mod code {
     pub const NOT_FOUND: u32 = 5;
     /// The exec id or the task exists already.
     pub const ALREADY_EXISTS: u32 = 6;
+    /// A bounded buffer is full (stdin data waiting for the process).
+    pub const RESOURCE_EXHAUSTED: u32 = 8;
     /// The process is not in a state that allows the call.
     pub const FAILED_PRECONDITION: u32 = 9;
     /// The method is unknown to this shim or not implemented.
@@ -91,11 +95,17 @@ pub enum Method {
     Shutdown,
     /// `SubscribeRequest` -> `SubscribeResponse`, then `Event` frames
     Subscribe,
+    /// `WriteStdinRequest` -> `WriteStdinResponse`
+    WriteStdin,
+    /// `AttachRequest` -> `AttachResponse`, then `Output` frames
+    Attach,
+    /// `DetachRequest` -> `DetachResponse`
+    Detach,
 }
 
 impl Method {
     /// Every method, in declaration order.
-    pub const ALL: [Method; 17] = [
+    pub const ALL: [Method; 20] = [
         Method::Connect,
         Method::Create,
         Method::Start,
@@ -113,6 +123,9 @@ impl Method {
         Method::Delete,
         Method::Shutdown,
         Method::Subscribe,
+        Method::WriteStdin,
+        Method::Attach,
+        Method::Detach,
     ];
 
     /// The name on the wire.
@@ -135,6 +148,9 @@ impl Method {
             Method::Delete => "Delete",
             Method::Shutdown => "Shutdown",
             Method::Subscribe => "Subscribe",
+            Method::WriteStdin => "WriteStdin",
+            Method::Attach => "Attach",
+            Method::Detach => "Detach",
         }
     }
 
@@ -169,14 +185,15 @@ pub enum FrameBody {
         /// What went wrong, for a person.
         message: String,
     },
-    /// An event of a subscription: the encoded `Event` message.
+    /// An event of a subscription: the encoded `Event` message (Subscribe) or `Output`
+    /// message (Attach).
     Event(Vec<u8>),
 }
 
 /// One frame: the request id and the body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
-    /// Request id (events: the Subscribe request's id).
+    /// Request id (events: the Subscribe or Attach request's id).
     pub id: u32,
     /// Contents.
     pub body: FrameBody,
@@ -287,6 +304,26 @@ impl Frame {
         }
     }
 
+    /// Appends an event frame for request `id` carrying `payload` to `out`, without
+    /// building a [`Frame`] (one encoded payload sent to many subscribers).
+    ///
+    /// # Panics
+    /// When the frame would exceed [`MAX_FRAME_LEN`].
+    pub fn encode_event(id: u32, payload: &[u8], out: &mut Vec<u8>) {
+        let len = HEADER_BYTES + payload.len();
+        assert!(len <= MAX_FRAME_LEN, "frame too long");
+        out.reserve(LEN_BYTES + len);
+        out.extend_from_slice(&u32::try_from(len).expect("bounded").to_be_bytes());
+        out.push(KIND_EVENT);
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(payload);
+    }
+
+    /// Bytes [`Frame::encode_event`] appends for a payload of `payload_len` bytes.
+    pub fn event_len(payload_len: usize) -> usize {
+        LEN_BYTES + HEADER_BYTES + payload_len
+    }
+
     /// The encoded frame as a new buffer.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -389,6 +426,14 @@ mod tests {
         roundtrip(Frame::reply(3, Vec::new()));
         roundtrip(Frame::error(9, code::NOT_FOUND, "process e1 not found"));
         roundtrip(Frame::event(4, vec![8, 1]));
+    }
+
+    #[test]
+    fn encode_event_matches_frame_event() {
+        let mut out = Vec::new();
+        Frame::encode_event(9, &[1, 2, 3], &mut out);
+        assert_eq!(out, Frame::event(9, vec![1, 2, 3]).to_bytes());
+        assert_eq!(out.len(), Frame::event_len(3));
     }
 
     #[test]

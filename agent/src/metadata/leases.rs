@@ -94,6 +94,17 @@ impl Metadata {
         self.write(|tx| tx.lease_add_resource(ns, id, r))
     }
 
+    /// Adds a resource to a lease; true when the lease did not hold it yet.
+    pub fn lease_hold(&self, ns: &str, id: &str, r: &LeaseResource) -> Result<bool> {
+        self.write(|tx| {
+            let held = tx
+                .get::<()>(LEASE_RESOURCES, &key(&[ns, id, &r.kind, &r.id]))?
+                .is_some();
+            tx.lease_add_resource(ns, id, r)?;
+            Ok(!held)
+        })
+    }
+
     pub fn lease_delete_resource(&self, ns: &str, id: &str, r: &LeaseResource) -> Result<()> {
         r.validate()?;
         self.write(|tx| {

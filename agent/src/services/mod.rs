@@ -13,7 +13,8 @@ mod leases;
 mod namespaces;
 mod snapshots;
 mod system;
-mod unimplemented;
+mod tasks;
+mod timing;
 mod version;
 
 use std::sync::Arc;
@@ -24,8 +25,11 @@ use tonic::{Request, Status};
 use crate::core::Core;
 use crate::identifiers;
 
+/// The middleware around every service.
+pub type Layers = tower::layer::util::Stack<timing::TimingLayer, tower::layer::util::Identity>;
+
 /// Every service berthd serves, on one router.
-pub fn router(core: Arc<Core>) -> Router {
+pub fn router(core: Arc<Core>) -> Router<Layers> {
     use berth_api::berth::v1::system_server::SystemServer;
     use berth_api::containerd::services as cs;
 
@@ -40,6 +44,7 @@ pub fn router(core: Arc<Core>) -> Router {
         }};
     }
     tonic::transport::Server::builder()
+        .layer(timing::TimingLayer)
         .add_service(svc!(
             cs::version::v1::version_server::VersionServer,
             version::Version
@@ -87,7 +92,7 @@ pub fn router(core: Arc<Core>) -> Router {
         ))
         .add_service(svc!(
             cs::tasks::v1::tasks_server::TasksServer,
-            unimplemented::Tasks
+            tasks::Tasks::new(core.clone())
         ))
 }
 

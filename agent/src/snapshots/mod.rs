@@ -116,18 +116,48 @@ impl Snapshotter_ {
         self.name
     }
 
-    fn hold(&self, lease: Option<&str>, key: &str) -> Result<()> {
-        if let Some(lease) = lease {
-            self.md.lease_add_resource(
-                &self.ns,
-                lease,
-                &LeaseResource {
-                    kind: format!("snapshots/{}", self.name),
-                    id: key.to_string(),
-                },
-            )?;
+    fn resource(&self, key: &str) -> LeaseResource {
+        LeaseResource {
+            kind: format!("snapshots/{}", self.name),
+            id: key.to_string(),
         }
-        Ok(())
+    }
+
+    /// Puts `key` in the lease *before* the snapshot exists, so that a garbage
+    /// collection running meanwhile never sees it unreferenced. True when the lease did
+    /// not hold it already.
+    fn hold(&self, lease: Option<&str>, key: &str) -> Result<bool> {
+        match lease {
+            Some(lease) => self.md.lease_hold(&self.ns, lease, &self.resource(key)),
+            None => Ok(false),
+        }
+    }
+
+    /// Takes `key` out of the lease again when creating it failed.
+    fn release(&self, lease: Option<&str>, key: &str) {
+        if let Some(lease) = lease
+            && let Err(e) = self
+                .md
+                .lease_delete_resource(&self.ns, lease, &self.resource(key))
+        {
+            tracing::debug!(key, error = %e, "release lease resource");
+        }
+    }
+
+    /// Runs `op` with `key` held by the lease, releasing it if `op` fails.
+    async fn held<T>(
+        &self,
+        lease: Option<&str>,
+        key: &str,
+        op: impl std::future::Future<Output = berth_snapshotter::Result<T>>,
+    ) -> Result<T> {
+        let added = self.hold(lease, key)?;
+        op.await.map_err(|e| {
+            if added {
+                self.release(lease, key);
+            }
+            e.into()
+        })
     }
 
     fn ensure_namespace(&self) -> Result<()> {
@@ -161,8 +191,9 @@ impl Snapshotter_ {
     ) -> Result<Vec<Mount>> {
         crate::labels::validate(&labels)?;
         self.ensure_namespace()?;
-        let mounts = self.inner.prepare(key, parent, labels).await?;
-        self.hold(lease, key)?;
+        let mounts = self
+            .held(lease, key, self.inner.prepare(key, parent, labels))
+            .await?;
         self.events.publish(
             &self.ns,
             "/snapshot/prepare",
@@ -184,8 +215,9 @@ impl Snapshotter_ {
     ) -> Result<Vec<Mount>> {
         crate::labels::validate(&labels)?;
         self.ensure_namespace()?;
-        let mounts = self.inner.view(key, parent, labels).await?;
-        self.hold(lease, key)?;
+        let mounts = self
+            .held(lease, key, self.inner.view(key, parent, labels))
+            .await?;
         Ok(mounts)
     }
 
@@ -198,8 +230,8 @@ impl Snapshotter_ {
         lease: Option<&str>,
     ) -> Result<()> {
         crate::labels::validate(&labels)?;
-        self.inner.commit(name, key, labels).await?;
-        self.hold(lease, name)?;
+        self.held(lease, name, self.inner.commit(name, key, labels))
+            .await?;
         self.events.publish(
             &self.ns,
             "/snapshot/commit",

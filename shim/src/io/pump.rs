@@ -1,11 +1,13 @@
 //! A [`Pump`] copies one stream in the event loop: a client FIFO into the process's
-//! stdin, or the process's output (pipe or pty master) into a client FIFO and the log.
-//! It stops reading while its destination is full (so a slow client slows the process
-//! instead of growing the shim) and registers its descriptors with the poller itself.
+//! stdin, or the process's output (pipe or pty master) into a client FIFO, handing every
+//! chunk it reads to a sink as well (the log and the Attach subscribers). It stops
+//! reading while its FIFO is full (ctr's model: a slow FIFO reader slows the process
+//! instead of growing the shim); without a FIFO it reads as fast as the process writes.
+//! It registers its descriptors with the poller itself.
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::io::log::{LogWriter, Stream};
+use crate::io::log::Stream;
 use crate::sys::fd::{self, Io};
 use crate::sys::poll::{Interest, Poller};
 
@@ -21,7 +23,8 @@ pub enum Role {
 }
 
 impl Role {
-    fn stream(self) -> Option<Stream> {
+    /// The output stream it carries.
+    pub fn stream(self) -> Option<Stream> {
         match self {
             Role::Stdin => None,
             Role::Stdout => Some(Stream::Stdout),
@@ -29,6 +32,9 @@ impl Role {
         }
     }
 }
+
+/// Where an output pump hands what it reads: `Some(chunk)`, then `None` at the end.
+pub type Sink<'a> = dyn FnMut(Option<&[u8]>) + 'a;
 
 /// Token side of the source descriptor.
 pub const SRC: u64 = 0;
@@ -111,15 +117,16 @@ impl Pump {
         }
     }
 
-    fn close_src(&mut self, poller: &Poller, log: Option<&mut LogWriter>) {
-        if let Some(src) = self.src.take()
-            && self.src_watched
-        {
-            poller.remove(src.as_fd());
-            self.src_watched = false;
-        }
-        if let (Some(log), Some(stream)) = (log, self.role.stream()) {
-            log.flush_partial(stream);
+    /// Closes the source; `sink` hears of the end once.
+    fn close_src(&mut self, poller: &Poller, sink: Option<&mut Sink<'_>>) {
+        if let Some(src) = self.src.take() {
+            if self.src_watched {
+                poller.remove(src.as_fd());
+                self.src_watched = false;
+            }
+            if let Some(sink) = sink {
+                sink(None);
+            }
         }
     }
 
@@ -163,13 +170,9 @@ impl Pump {
         }
     }
 
-    /// Source readable: copies what is there (a bounded amount per call).
-    pub fn on_readable(
-        &mut self,
-        poller: &Poller,
-        buf: &mut [u8],
-        mut log: Option<&mut LogWriter>,
-    ) {
+    /// Source readable: copies what is there (a bounded amount per call). `sink` gets
+    /// each chunk read, then `None` at the end of the stream.
+    pub fn on_readable(&mut self, poller: &Poller, buf: &mut [u8], sink: &mut Sink<'_>) {
         for _ in 0..16 {
             let Some(src) = &self.src else { break };
             if !self.pending.is_empty() {
@@ -177,15 +180,15 @@ impl Pump {
             }
             match fd::read(src.as_fd(), buf) {
                 Ok(Io::Done(n)) => {
-                    if let (Some(l), Some(stream)) = (log.as_deref_mut(), self.role.stream()) {
-                        l.write(stream, &buf[..n]);
+                    sink(Some(&buf[..n]));
+                    if self.dst.is_some() {
+                        let data = buf[..n].to_vec();
+                        self.deliver(poller, &data);
                     }
-                    let data = buf[..n].to_vec();
-                    self.deliver(poller, &data);
                 }
                 Ok(Io::WouldBlock) => break,
                 Ok(Io::Closed) | Err(_) => {
-                    self.close_src(poller, log.as_deref_mut());
+                    self.close_src(poller, Some(sink));
                     break;
                 }
             }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use crate::error::{Error, Result};
-use crate::runtime::mounts::{bind, parse_options, resolve_in_root};
+use crate::runtime::mounts::{bind, parse_options, relative_to, resolve_in_root};
 use crate::sys::{Errno, MsFlags, NodeKind, Syscalls};
 
 /// A device node to create.
@@ -79,23 +79,24 @@ pub fn from_spec(d: &LinuxDevice) -> Result<Device> {
 /// bind-mounted instead.
 pub fn create_devices(sys: &dyn Syscalls, rootfs: &Path, devices: &[Device]) -> Result<()> {
     for d in devices {
-        let dest = resolve_in_root(sys, rootfs, &d.path)?;
+        let resolved = resolve_in_root(sys, rootfs, &d.path)?;
+        let dest = relative_to(rootfs, &resolved);
         if let Some(parent) = dest.parent() {
-            sys.mkdir_all(parent, 0o755)
-                .map_err(|e| Error::sys("mkdir", parent, e))?;
+            sys.mkdir_in_root(rootfs, parent, 0o755)
+                .map_err(|e| Error::sys("mkdir", rootfs.join(parent), e))?;
         }
-        match sys.mknod(&dest, d.kind, d.mode, d.major, d.minor) {
+        match sys.mknod_in_root(rootfs, dest, d.kind, d.mode, d.major, d.minor) {
             Ok(()) => {}
             Err(Errno::EEXIST) => continue,
             Err(Errno::EPERM) => {
-                bind(sys, &d.path, &dest, &parse_options(&["bind"]))?;
+                bind(sys, &d.path, rootfs, dest, &parse_options(&["bind"]))?;
                 continue;
             }
-            Err(e) => return Err(Error::sys("mknod", &dest, e)),
+            Err(e) => return Err(Error::sys("mknod", &resolved, e)),
         }
         if d.uid.is_some() || d.gid.is_some() {
-            sys.lchown(&dest, d.uid.unwrap_or(0), d.gid.unwrap_or(0))
-                .map_err(|e| Error::sys("chown", &dest, e))?;
+            sys.lchown_in_root(rootfs, dest, d.uid.unwrap_or(0), d.gid.unwrap_or(0))
+                .map_err(|e| Error::sys("chown", &resolved, e))?;
         }
     }
     Ok(())
@@ -110,12 +111,11 @@ pub fn create_symlinks(sys: &dyn Syscalls, rootfs: &Path) -> Result<()> {
         ("/proc/self/fd/2", "stderr"),
         ("pts/ptmx", "ptmx"),
     ];
-    let dev = rootfs.join("dev");
     for (target, name) in links {
-        let link = dev.join(name);
-        match sys.symlink(Path::new(target), &link) {
+        let link = Path::new("dev").join(name);
+        match sys.symlink_in_root(rootfs, Path::new(target), &link) {
             Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(Error::sys("symlink", &link, e)),
+            Err(e) => return Err(Error::sys("symlink", rootfs.join(&link), e)),
         }
     }
     Ok(())
@@ -123,11 +123,11 @@ pub fn create_symlinks(sys: &dyn Syscalls, rootfs: &Path) -> Result<()> {
 
 /// Makes the pty slave `slave` the container's /dev/console.
 pub fn bind_console(sys: &dyn Syscalls, rootfs: &Path, slave: &Path) -> Result<()> {
-    let console = rootfs.join("dev/console");
-    sys.touch(&console)
-        .map_err(|e| Error::sys("create", &console, e))?;
-    sys.mount(Some(slave), &console, None, MsFlags::MS_BIND, None)
-        .map_err(|e| Error::sys("bind mount", &console, e))
+    let console = Path::new("dev/console");
+    sys.touch_in_root(rootfs, console)
+        .map_err(|e| Error::sys("create", rootfs.join(console), e))?;
+    sys.mount_in_root(rootfs, console, Some(slave), None, MsFlags::MS_BIND, None)
+        .map_err(|e| Error::sys("bind mount", rootfs.join(console), e))
 }
 
 #[cfg(test)]

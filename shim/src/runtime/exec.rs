@@ -5,7 +5,7 @@
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{LinuxSeccomp, Process};
 
 use crate::error::{Error, Result};
 use crate::runtime::init::{join_cgroup, open_terminal};
@@ -25,6 +25,8 @@ pub struct ExecConfig<'a> {
     pub cgroup_procs: &'a [PathBuf],
     /// Descriptors for 0, 1, 2, or `None` for a terminal.
     pub stdio: Option<[RawFd; 3]>,
+    /// The container's seccomp profile.
+    pub seccomp: Option<&'a LinuxSeccomp>,
 }
 
 /// Runs the setup of an exec'd process.
@@ -46,7 +48,7 @@ pub fn setup(sys: &dyn Syscalls, cfg: &ExecConfig<'_>) -> Result<ChildReady> {
             (Stdio::Terminal(raw), Some(master), Some(slave))
         }
     };
-    let prepared = process::prepare(sys, cfg.process)?;
+    let prepared = process::prepare(sys, cfg.process, cfg.seccomp)?;
     process::setup_stdio(sys, stdio)?;
     Ok(ChildReady {
         prepared,
@@ -77,6 +79,7 @@ mod tests {
             root: Some(12),
             cgroup_procs: &procs,
             stdio: Some([3, 4, 5]),
+            seccomp: None,
         };
         setup(&sys, &cfg).unwrap();
         let calls = sys.calls();

@@ -77,6 +77,9 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::Spec("the spec has no process".into()))?;
+    if cfg.ns.user {
+        crate::runtime::userns::become_root(sys, spec)?;
+    }
     namespaces::join(sys, cfg.ns)?;
     join_cgroup(sys, cfg.cgroup_procs)?;
     namespaces::enter_cgroupns(sys, cfg.ns)?;
@@ -97,6 +100,7 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
             netns: cfg.ns.net,
             cgroups: cfg.cgroups,
             cgroup_v2: cfg.cgroup_v2,
+            userns: cfg.ns.user,
         };
         let mut dev_tmpfs = false;
         for m in spec.mounts().as_deref().unwrap_or(&[]) {
@@ -145,7 +149,7 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
                 .map_err(|e| Error::sys("write sysctl", &path, e))?;
         }
     }
-    hardening::apply_container(sys, spec);
+    hardening::apply_container(sys, spec)?;
     let stdio = match (cfg.stdio, &pty) {
         (ChildStdio::Fds(fds), _) => Stdio::Fds(fds),
         (ChildStdio::Terminal, Some((_, slave))) => Stdio::Terminal(crate::sys::linux::raw(slave)),
@@ -153,7 +157,8 @@ pub fn setup(sys: &dyn Syscalls, cfg: &InitConfig<'_>) -> Result<ChildReady> {
     };
     // Process settings first: what they log must reach the shim's log, not the
     // container's stderr.
-    let prepared = process::prepare(sys, process)?;
+    let seccomp = linux.and_then(|l| l.seccomp().as_ref());
+    let prepared = process::prepare(sys, process, seccomp)?;
     process::setup_stdio(sys, stdio)?;
     Ok(ChildReady {
         prepared,
@@ -278,5 +283,38 @@ mod tests {
         };
         let err = setup(&sys, &cfg).err().unwrap().to_string();
         assert!(err.contains("set propagation of /"), "{err}");
+    }
+
+    #[test]
+    fn user_namespace_child_becomes_root_and_leaves_the_cgroup_to_the_shim() {
+        let mut spec: Spec = serde_json::from_str(SPEC).unwrap();
+        let mut v = serde_json::to_value(&spec).unwrap();
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        v["linux"]["uidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        v["linux"]["gidMappings"] = v["linux"]["uidMappings"].clone();
+        spec = serde_json::from_value(v).unwrap();
+        let ns = namespaces::plan(&spec).unwrap();
+        assert!(ns.join.is_empty(), "the shim joins the paths");
+        let sys = Recorder::new().with_file("/bin/sh");
+        let cfg = InitConfig {
+            spec: &spec,
+            ns: &ns,
+            rootfs: Path::new("/b/rootfs"),
+            no_pivot: false,
+            stdio: ChildStdio::Fds([5, 6, 7]),
+            cgroup_procs: &[],
+            cgroups: &[],
+            cgroup_v2: false,
+        };
+        setup(&sys, &cfg).unwrap();
+        let calls = sys.calls();
+        assert_eq!(calls[0], "setgid 0");
+        assert_eq!(calls[1], "setuid 0");
+        assert!(sys.calls_of("write_file /sys/fs/cgroup").is_empty());
+        assert!(sys.calls_of("setns").is_empty());
     }
 }

@@ -8,6 +8,7 @@
 //! resources, freezer and metrics.
 
 pub mod cgroups;
+pub mod device_filter;
 pub mod devices;
 pub mod exec;
 pub mod hardening;
@@ -17,7 +18,9 @@ pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod stats;
+pub mod userns;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -71,14 +74,23 @@ impl Container {
     ) -> Result<Container> {
         let spec = load_spec(bundle)?;
         let ns = namespaces::plan(&spec)?;
-        if ns.user {
-            tracing::debug!("user namespace ignored: comes with the hardening work");
-        }
-        hardening::report_ignored(Some(&spec), spec.process().as_ref());
+        hardening::check_sysctls(&spec, &ns)?;
         let rootfs = rootfs_path(bundle, &spec);
         if !rootfs_mounts.is_empty() {
             std::fs::create_dir_all(&rootfs).map_err(|e| Error::io("create", &rootfs, e))?;
             rootfs::mount_rootfs(sys, rootfs_mounts, &rootfs)?;
+        }
+        let mut mounted = !rootfs_mounts.is_empty();
+        if ns.user {
+            match userns::prepare_rootfs(&spec, &rootfs) {
+                Ok(idmapped) => mounted |= idmapped,
+                Err(e) => {
+                    if mounted {
+                        let _ = rootfs::unmount_rootfs(sys, &rootfs);
+                    }
+                    return Err(e);
+                }
+            }
         }
         let linux = spec.linux().as_ref();
         let cg_path = cgroups::container_path(
@@ -90,7 +102,7 @@ impl Container {
         let cgroup = match ContainerCgroup::create(&cg_path, resources) {
             Ok(c) => c,
             Err(e) => {
-                if !rootfs_mounts.is_empty() {
+                if mounted {
                     let _ = rootfs::unmount_rootfs(sys, &rootfs);
                 }
                 return Err(e);
@@ -102,7 +114,7 @@ impl Container {
             ns,
             cgroup,
             no_pivot,
-            mounted_rootfs: !rootfs_mounts.is_empty(),
+            mounted_rootfs: mounted,
         })
     }
 
@@ -125,13 +137,31 @@ impl Container {
                 Some(fds) => init::ChildStdio::Fds(fds),
                 None => init::ChildStdio::Terminal,
             },
-            cgroup_procs: &procs,
+            cgroup_procs: if self.ns.user { &[] } else { &procs },
             cgroups: &hierarchies,
             cgroup_v2: self.cgroup.v2(),
         };
-        launch::spawn(sys, self.ns.clone_flags, pid_ns.as_ref(), |sys| {
-            init::setup(sys, &cfg)
-        })
+        let keep: Vec<RawFd> = stdio.map(Vec::from).unwrap_or_default();
+        let mut shim_join = Vec::new();
+        for (p, f) in &self.ns.shim_join {
+            let fd =
+                crate::sys::process::open_ns(p).map_err(|e| Error::sys("open namespace", p, e))?;
+            shim_join.push((fd, *f));
+        }
+        let mut join: Vec<(&OwnedFd, CloneFlags)> =
+            shim_join.iter().map(|(f, c)| (f, *c)).collect();
+        join.extend(pid_ns.as_ref().map(|f| (f, CloneFlags::CLONE_NEWPID)));
+        let map_user = |pid: i32| userns::after_clone(&self.spec, &procs, pid);
+        let spec = launch::CloneSpec {
+            flags: self.ns.clone_flags,
+            join,
+            keep: &keep,
+            after_clone: self
+                .ns
+                .user
+                .then_some(&map_user as &dyn Fn(i32) -> Result<()>),
+        };
+        launch::spawn(sys, spec, |sys| init::setup(sys, &cfg))
     }
 
     /// Clones a process that joins the container of `init_pid`.
@@ -168,19 +198,34 @@ impl Container {
         } else {
             None
         };
-        hardening::report_ignored(None, Some(process));
+        let process = hardening::exec_process(&self.spec, process)?;
         let raw: Vec<(RawFd, CloneFlags)> = fds.iter().map(|(f, c)| (f.as_raw_fd(), *c)).collect();
         let procs = self.cgroup.procs_files();
         let cfg = exec::ExecConfig {
-            process,
+            process: &process,
             namespaces: &raw,
             root: root.as_ref().map(|r| r.as_raw_fd()),
             cgroup_procs: &procs,
             stdio,
+            seccomp: self
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.seccomp().as_ref()),
         };
-        launch::spawn(sys, CloneFlags::empty(), pid_ns.as_ref(), |sys| {
-            exec::setup(sys, &cfg)
-        })
+        let mut keep: Vec<RawFd> = raw.iter().map(|(f, _)| *f).collect();
+        keep.extend(cfg.root);
+        keep.extend(stdio.into_iter().flatten());
+        let spec = launch::CloneSpec {
+            flags: CloneFlags::empty(),
+            join: pid_ns
+                .iter()
+                .map(|f| (f, CloneFlags::CLONE_NEWPID))
+                .collect(),
+            keep: &keep,
+            after_clone: None,
+        };
+        launch::spawn(sys, spec, |sys| exec::setup(sys, &cfg))
     }
 
     /// Kills what is left in the cgroup, unmounts the rootfs and removes the cgroup.

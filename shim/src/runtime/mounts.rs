@@ -184,11 +184,22 @@ pub struct MountContext<'a> {
     pub cgroups: &'a [CgroupHierarchy],
     /// True on a cgroup v2 (unified) host.
     pub cgroup_v2: bool,
+    /// The container has its own user namespace.
+    pub userns: bool,
 }
 
-/// Performs one spec mount under the rootfs.
+/// `host` (a path under `root` from [`resolve_in_root`]) relative to `root`.
+pub fn relative_to<'a>(root: &Path, host: &'a Path) -> &'a Path {
+    host.strip_prefix(root).unwrap_or(host)
+}
+
+/// Performs one spec mount under the rootfs. The destination is resolved in user space
+/// first (for the directories to create), then again by the kernel beneath the rootfs
+/// at each operation, so that a symlink swapped in meanwhile cannot lead out of it.
 pub fn mount_spec(sys: &dyn Syscalls, ctx: &MountContext<'_>, m: &Mount) -> Result<()> {
-    let dest = resolve_in_root(sys, ctx.rootfs, m.destination())?;
+    let resolved = resolve_in_root(sys, ctx.rootfs, m.destination())?;
+    let root = ctx.rootfs;
+    let dest = relative_to(root, &resolved);
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
     let fstype = m.typ().as_deref().unwrap_or("");
     let source = m.source().clone();
@@ -199,68 +210,87 @@ pub fn mount_spec(sys: &dyn Syscalls, ctx: &MountContext<'_>, m: &Mount) -> Resu
                 m.destination().display()
             ))
         })?;
-        bind(sys, &src, &dest, &opts)?;
+        bind(sys, &src, root, dest, &opts)?;
     } else if fstype == "cgroup" || fstype == "cgroup2" {
-        mount_cgroups(sys, ctx, &dest, &opts)?;
+        mount_cgroups(sys, ctx, dest, &opts)?;
     } else {
-        mkdir(sys, &dest)?;
+        mkdir(sys, root, dest)?;
         let data = opts.data_string();
-        let res = sys.mount(
+        let res = sys.mount_in_root(
+            root,
+            dest,
             source.as_deref(),
-            &dest,
             Some(fstype),
             opts.flags,
             data.as_deref(),
         );
         match res {
             Ok(()) => {}
-            // Without its own network namespace a container may not mount sysfs: show
-            // the host's read-only instead.
-            Err(Errno::EPERM) if fstype == "sysfs" && !ctx.netns => {
+            // Without its own network namespace (or in a user namespace that does not
+            // own the network namespace) a container may not mount sysfs: show the
+            // host's read-only instead.
+            Err(Errno::EPERM) if fstype == "sysfs" && (!ctx.netns || ctx.userns) => {
                 let ro = parse_options(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
-                bind(sys, Path::new("/sys"), &dest, &ro)?;
+                bind(sys, Path::new("/sys"), root, dest, &ro)?;
             }
-            Err(e) => return Err(Error::sys("mount", &dest, e)),
+            Err(e) => return Err(Error::sys("mount", root.join(dest), e)),
         }
     }
     for p in &opts.propagation {
-        sys.mount(None, &dest, None, *p, None)
-            .map_err(|e| Error::sys("set propagation of", &dest, e))?;
+        sys.mount_in_root(root, dest, None, None, *p, None)
+            .map_err(|e| Error::sys("set propagation of", root.join(dest), e))?;
     }
     Ok(())
 }
 
-fn mkdir(sys: &dyn Syscalls, dest: &Path) -> Result<()> {
-    sys.mkdir_all(dest, 0o755)
-        .map_err(|e| Error::sys("mkdir", dest, e))
+fn mkdir(sys: &dyn Syscalls, root: &Path, dest: &Path) -> Result<()> {
+    sys.mkdir_in_root(root, dest, 0o755)
+        .map_err(|e| Error::sys("mkdir", root.join(dest), e))
 }
 
-/// Bind-mounts `src` on `dest` (creating a file or directory to mount on), then
+/// Remounts the bind mount at `root`/`dest` with `flags`; when the kernel refuses
+/// (flags locked by a user namespace), again with the flags the mount has added.
+fn remount(sys: &dyn Syscalls, root: &Path, dest: &Path, flags: MsFlags) -> Result<()> {
+    let flags = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match sys.mount_in_root(root, dest, None, None, flags, None) {
+        Err(Errno::EPERM) => {
+            let host = root.join(dest);
+            let locked = sys
+                .mount_flags(&host)
+                .map_err(|e| Error::sys("statfs", &host, e))?;
+            sys.mount_in_root(root, dest, None, None, flags | locked, None)
+        }
+        other => other,
+    }
+    .map_err(|e| Error::sys("remount", root.join(dest), e))
+}
+
+/// Bind-mounts `src` on `root`/`dest` (creating a file or directory to mount on), then
 /// remounts with the other flags (read-only, nosuid...) when there are any.
-pub fn bind(sys: &dyn Syscalls, src: &Path, dest: &Path, opts: &Options) -> Result<()> {
+pub fn bind(
+    sys: &dyn Syscalls,
+    src: &Path,
+    root: &Path,
+    dest: &Path,
+    opts: &Options,
+) -> Result<()> {
     match sys.is_dir(src).map_err(|e| Error::sys("stat", src, e))? {
         None => return Err(Error::sys("bind mount source", src, Errno::ENOENT)),
-        Some(true) => mkdir(sys, dest)?,
+        Some(true) => mkdir(sys, root, dest)?,
         Some(false) => {
             if let Some(parent) = dest.parent() {
-                mkdir(sys, parent)?;
+                mkdir(sys, root, parent)?;
             }
-            sys.touch(dest).map_err(|e| Error::sys("create", dest, e))?;
+            sys.touch_in_root(root, dest)
+                .map_err(|e| Error::sys("create", root.join(dest), e))?;
         }
     }
     let rec = opts.flags & MsFlags::MS_REC;
-    sys.mount(Some(src), dest, None, MsFlags::MS_BIND | rec, None)
-        .map_err(|e| Error::sys("bind mount", dest, e))?;
+    sys.mount_in_root(root, dest, Some(src), None, MsFlags::MS_BIND | rec, None)
+        .map_err(|e| Error::sys("bind mount", root.join(dest), e))?;
     let extra = opts.remount_flags();
     if !extra.is_empty() {
-        sys.mount(
-            None,
-            dest,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rec | extra,
-            None,
-        )
-        .map_err(|e| Error::sys("remount", dest, e))?;
+        remount(sys, root, dest, rec | extra)?;
     }
     Ok(())
 }
@@ -275,72 +305,69 @@ fn mount_cgroups(
     dest: &Path,
     opts: &Options,
 ) -> Result<()> {
-    mkdir(sys, dest)?;
+    let root = ctx.rootfs;
+    mkdir(sys, root, dest)?;
     let flags = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
     if ctx.cgroup_v2 {
         if ctx.cgroupns {
             return sys
-                .mount(
-                    Some(Path::new("cgroup2")),
+                .mount_in_root(
+                    root,
                     dest,
+                    Some(Path::new("cgroup2")),
                     Some("cgroup2"),
                     flags,
                     None,
                 )
-                .map_err(|e| Error::sys("mount", dest, e));
+                .map_err(|e| Error::sys("mount", root.join(dest), e));
         }
         if let Some(h) = ctx.cgroups.first() {
             let ro = Options {
                 flags: MsFlags::MS_BIND | flags,
                 ..Options::default()
             };
-            return bind(sys, &h.host_dir, dest, &ro);
+            return bind(sys, &h.host_dir, root, dest, &ro);
         }
         return Ok(());
     }
-    sys.mount(
-        Some(Path::new("tmpfs")),
+    sys.mount_in_root(
+        root,
         dest,
+        Some(Path::new("tmpfs")),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=755"),
     )
-    .map_err(|e| Error::sys("mount", dest, e))?;
+    .map_err(|e| Error::sys("mount", root.join(dest), e))?;
     for h in ctx.cgroups {
         let target = dest.join(&h.name);
         if ctx.cgroupns {
-            mkdir(sys, &target)?;
-            sys.mount(
-                Some(Path::new("cgroup")),
+            mkdir(sys, root, &target)?;
+            sys.mount_in_root(
+                root,
                 &target,
+                Some(Path::new("cgroup")),
                 Some(&h.fstype),
                 flags,
                 Some(&h.options),
             )
-            .map_err(|e| Error::sys("mount", &target, e))?;
+            .map_err(|e| Error::sys("mount", root.join(&target), e))?;
         } else {
             let o = Options {
                 flags: MsFlags::MS_BIND | flags,
                 ..Options::default()
             };
-            bind(sys, &h.host_dir, &target, &o)?;
+            bind(sys, &h.host_dir, root, &target, &o)?;
         }
         // `cpu,cpuacct` is also reachable as `cpu` and `cpuacct`.
         if h.name.contains(',') {
             for part in h.name.split(',') {
-                let _ = sys.symlink(Path::new(&h.name), &dest.join(part));
+                let _ = sys.symlink_in_root(root, Path::new(&h.name), &dest.join(part));
             }
         }
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        sys.mount(
-            None,
-            dest,
-            None,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags,
-            None,
-        )
-        .map_err(|e| Error::sys("remount", dest, e))?;
+        remount(sys, root, dest, flags)?;
     }
     Ok(())
 }
@@ -395,7 +422,8 @@ mod tests {
         bind(
             &sys,
             Path::new("/etc/hosts"),
-            Path::new("/r/etc/hosts"),
+            Path::new("/r"),
+            Path::new("etc/hosts"),
             &opts,
         )
         .unwrap();
@@ -420,6 +448,7 @@ mod tests {
             netns: false,
             cgroups: &[],
             cgroup_v2: false,
+            userns: false,
         };
         // The fallback bind is attempted (and fails too here, as every mount does).
         assert!(mount_spec(&sys, &ctx, &m).is_err());
@@ -443,6 +472,7 @@ mod tests {
             netns: true,
             cgroups: &cg,
             cgroup_v2: false,
+            userns: false,
         };
         let m: Mount = serde_json::from_str(
             r#"{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro","nosuid"]}"#,

@@ -29,8 +29,23 @@ pub struct Plan {
     pub new_uts: bool,
     /// The container has its own pid namespace (new or joined).
     pub pid: bool,
-    /// A user namespace was asked for (not supported yet; see the hardening module).
+    /// A new user namespace: created by the clone with the others, which it then owns.
     pub user: bool,
+    /// With a user namespace: namespaces given by path that the shim enters around the
+    /// clone (the child, root only in its new user namespace, could not join them).
+    pub shim_join: Vec<(PathBuf, CloneFlags)>,
+}
+
+impl Plan {
+    /// True when the container has its own namespace of this kind (new or joined).
+    pub fn has(&self, flag: CloneFlags) -> bool {
+        self.clone_flags.contains(flag)
+            || self
+                .join
+                .iter()
+                .chain(self.shim_join.iter())
+                .any(|(_, f)| *f == flag)
+    }
 }
 
 impl Default for Plan {
@@ -46,6 +61,7 @@ impl Default for Plan {
             new_uts: false,
             pid: false,
             user: false,
+            shim_join: Vec::new(),
         }
     }
 }
@@ -74,6 +90,11 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         let path = ns.path().clone().filter(|p| !p.as_os_str().is_empty());
         match t {
             LinuxNamespaceType::User => {
+                if path.is_some() {
+                    return Err(Error::Spec(
+                        "joining a user namespace by path is not implemented".into(),
+                    ));
+                }
                 p.user = true;
                 continue;
             }
@@ -99,7 +120,33 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     }
     // Join the mount namespace last: the other paths are looked up in the shim's.
     p.join.extend(mount_join);
+    if p.user {
+        p.clone_flags |= CloneFlags::CLONE_NEWUSER;
+        if p.join.iter().any(|(_, f)| *f == CloneFlags::CLONE_NEWNS) {
+            return Err(Error::Spec(
+                "joining a mount namespace by path together with a new user namespace is not implemented"
+                    .into(),
+            ));
+        }
+        p.shim_join = std::mem::take(&mut p.join);
+        if let Some(c) = p.cgroup_path.take() {
+            p.shim_join.push((c, CloneFlags::CLONE_NEWCGROUP));
+        }
+    }
     Ok(p)
+}
+
+/// The `/proc/<pid>/ns/` name of a namespace flag.
+pub fn ns_name(flag: CloneFlags) -> &'static str {
+    match flag {
+        CloneFlags::CLONE_NEWNET => "net",
+        CloneFlags::CLONE_NEWIPC => "ipc",
+        CloneFlags::CLONE_NEWUTS => "uts",
+        CloneFlags::CLONE_NEWCGROUP => "cgroup",
+        CloneFlags::CLONE_NEWPID => "pid",
+        CloneFlags::CLONE_NEWUSER => "user",
+        _ => "mnt",
+    }
 }
 
 /// In the child: joins the namespaces given by path (except pid and cgroup).
@@ -126,8 +173,16 @@ pub fn enter_cgroupns(sys: &dyn Syscalls, plan: &Plan) -> Result<()> {
 /// The `/proc/<pid>/ns/<name>` names and flags an exec'd process joins, in order.
 pub fn exec_join_order(plan: &Plan) -> Vec<(&'static str, CloneFlags)> {
     let mut out = Vec::new();
+    if plan.user {
+        out.push(("user", CloneFlags::CLONE_NEWUSER));
+    }
     let has = |f: CloneFlags, joined: bool| plan.clone_flags.contains(f) || joined;
-    let joined = |f: CloneFlags| plan.join.iter().any(|(_, g)| *g == f);
+    let joined = |f: CloneFlags| {
+        plan.join
+            .iter()
+            .chain(plan.shim_join.iter())
+            .any(|(_, g)| *g == f)
+    };
     for (name, f) in [
         ("ipc", CloneFlags::CLONE_NEWIPC),
         ("uts", CloneFlags::CLONE_NEWUTS),
@@ -137,7 +192,7 @@ pub fn exec_join_order(plan: &Plan) -> Vec<(&'static str, CloneFlags)> {
             out.push((name, f));
         }
     }
-    if plan.new_cgroupns || plan.cgroup_path.is_some() {
+    if plan.new_cgroupns || plan.cgroup_path.is_some() || joined(CloneFlags::CLONE_NEWCGROUP) {
         out.push(("cgroup", CloneFlags::CLONE_NEWCGROUP));
     }
     if plan.mount {
@@ -166,10 +221,15 @@ mod tests {
         let p = plan(&s).unwrap();
         assert_eq!(
             p.clone_flags,
-            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS
+            CloneFlags::CLONE_NEWPID
+                | CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWUTS
+                | CloneFlags::CLONE_NEWUSER
         );
+        // With a user namespace the shim joins the paths around the clone.
+        assert!(p.join.is_empty());
         assert_eq!(
-            p.join,
+            p.shim_join,
             vec![
                 (PathBuf::from("/proc/9/ns/net"), CloneFlags::CLONE_NEWNET),
                 (PathBuf::from("/run/ipc"), CloneFlags::CLONE_NEWIPC),
@@ -177,7 +237,9 @@ mod tests {
         );
         assert!(p.new_cgroupns && p.user && p.net && p.pid && p.mount && p.new_uts);
         let order: Vec<_> = exec_join_order(&p).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(order, ["ipc", "uts", "net", "cgroup", "mnt"]);
+        assert_eq!(order, ["user", "ipc", "uts", "net", "cgroup", "mnt"]);
+        let bad = spec(r#"[{"type":"user","path":"/proc/1/ns/user"}]"#);
+        assert!(plan(&bad).is_err());
     }
 
     #[test]

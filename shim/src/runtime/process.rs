@@ -5,9 +5,10 @@ use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{PosixRlimitType, Process};
+use oci_spec::runtime::{LinuxSeccomp, PosixRlimitType, Process};
 
 use crate::error::{Error, Result};
+use crate::runtime::hardening::{self, Final};
 use crate::sys::{Errno, Syscalls};
 
 /// Default PATH when the process has none.
@@ -31,6 +32,8 @@ pub struct Prepared {
     pub argv: Vec<CString>,
     /// Environment, `KEY=value`.
     pub env: Vec<CString>,
+    /// Seccomp filter and the last capability drop, applied right before execve.
+    pub last: Final,
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString> {
@@ -172,9 +175,33 @@ pub fn resolve_exe(sys: &dyn Syscalls, name: &str, env: &[String]) -> Result<Pat
     )))
 }
 
+/// Changes to the working directory, which must be inside the root: a path through a
+/// descriptor that leads out of it (`/proc/self/fd/N`) is refused.
+pub fn enter_cwd(sys: &dyn Syscalls, cwd: &Path) -> Result<()> {
+    if !cwd.is_absolute() {
+        return Err(Error::Spec(format!(
+            "process.cwd {} is not absolute",
+            cwd.display()
+        )));
+    }
+    sys.chdir(cwd).map_err(|e| Error::sys("chdir", cwd, e))?;
+    match sys.getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(Error::Child(format!(
+            "process.cwd {} is outside the container's root",
+            cwd.display()
+        ))),
+    }
+}
+
 /// Everything after stdio for one process, ending with what exec needs: rlimits, OOM
-/// score, user, cwd, executable, hardening of the process.
-pub fn prepare(sys: &dyn Syscalls, process: &Process) -> Result<Prepared> {
+/// score, capability bounding set, user, capabilities, no_new_privileges, cwd,
+/// executable, and the seccomp filter compiled for the last step.
+pub fn prepare(
+    sys: &dyn Syscalls,
+    process: &Process,
+    seccomp: Option<&LinuxSeccomp>,
+) -> Result<Prepared> {
     let args = process.args().clone().unwrap_or_default();
     let Some(arg0) = args.first() else {
         return Err(Error::Spec("process.args is empty".into()));
@@ -182,11 +209,26 @@ pub fn prepare(sys: &dyn Syscalls, process: &Process) -> Result<Prepared> {
     let env = process.env().clone().unwrap_or_default();
     apply_rlimits(sys, process)?;
     apply_oom_score_adj(sys, process.oom_score_adj())?;
+    let caps = hardening::cap_plan(sys, process)?;
+    if let Some(c) = &caps {
+        c.drop_bounding(sys)?;
+        sys.set_keepcaps(true)
+            .map_err(|e| Error::sys("set keepcaps", Path::new("-"), e))?;
+    }
     apply_user(sys, process)?;
-    let cwd = process.cwd();
-    sys.chdir(cwd).map_err(|e| Error::sys("chdir", cwd, e))?;
+    if caps.is_some() {
+        sys.set_keepcaps(false)
+            .map_err(|e| Error::sys("clear keepcaps", Path::new("-"), e))?;
+    }
+    let last = hardening::apply_process(sys, process, caps.as_ref(), seccomp)?;
+    enter_cwd(sys, process.cwd())?;
     let exe = resolve_exe(sys, arg0, &env)?;
-    crate::runtime::hardening::apply_process(sys, process);
+    if exe.starts_with("/proc") {
+        return Err(Error::Child(format!(
+            "exec {}: executables under /proc are refused",
+            exe.display()
+        )));
+    }
     Ok(Prepared {
         exe: cstring(&exe.to_string_lossy(), "executable path")?,
         argv: args
@@ -197,17 +239,22 @@ pub fn prepare(sys: &dyn Syscalls, process: &Process) -> Result<Prepared> {
             .iter()
             .map(|e| cstring(e, "an environment entry"))
             .collect::<Result<_>>()?,
+        last,
     })
 }
 
-/// Resets signals, marks every descriptor above stdio close-on-exec and executes.
+/// Resets signals, closes every descriptor above stdio but `keep` (the setup channel,
+/// close-on-exec), loads the seccomp filter, drops the last capabilities and executes.
 /// Returns only on failure.
-pub fn exec(sys: &dyn Syscalls, p: &Prepared) -> Error {
+pub fn exec(sys: &dyn Syscalls, p: &Prepared, keep: &[RawFd]) -> Error {
     if let Err(e) = sys.reset_signals() {
         return Error::sys("reset signals", Path::new("-"), e);
     }
-    if let Err(e) = sys.cloexec_from(3) {
+    if let Err(e) = sys.close_fds_except(3, keep) {
         return Error::sys("close descriptors", Path::new("-"), e);
+    }
+    if let Err(e) = p.last.apply(sys) {
+        return e;
     }
     let errno = sys.execve(&p.exe, &p.argv, &p.env);
     Error::Child(format!(
@@ -302,15 +349,15 @@ mod tests {
         let p = process(
             r#"{"cwd":"/tmp","user":{"uid":0,"gid":0},"args":["echo","hi"],"env":["PATH=/bin","A=b"]}"#,
         );
-        let prepared = prepare(&sys, &p).unwrap();
+        let prepared = prepare(&sys, &p, None).unwrap();
         assert_eq!(prepared.exe.to_str().unwrap(), "/bin/echo");
-        let err = exec(&sys, &prepared);
+        let err = exec(&sys, &prepared, &[9]);
         assert!(err.to_string().contains("/bin/echo"));
         let calls = sys.calls();
         assert!(calls.contains(&"chdir /tmp".to_string()));
         let n = calls.len();
         assert_eq!(calls[n - 3], "reset_signals");
-        assert_eq!(calls[n - 2], "cloexec_from 3");
+        assert_eq!(calls[n - 2], "close_fds_except 3 [9]");
         assert!(calls[n - 1].starts_with("execve \"/bin/echo\" [\"echo\", \"hi\"]"));
     }
 

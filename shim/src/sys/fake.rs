@@ -7,7 +7,9 @@ use std::ffi::CString;
 use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use super::{CloneFlags, Errno, MntFlags, MsFlags, NodeKind, SysResult, Syscalls};
+use super::{
+    CapSets, CloneFlags, Errno, MntFlags, MsFlags, NodeKind, SockFilter, SysResult, Syscalls,
+};
 
 /// Records calls; see the module comment.
 #[derive(Default)]
@@ -19,6 +21,9 @@ pub struct Recorder {
     regular: HashSet<PathBuf>,
     links: HashMap<PathBuf, PathBuf>,
     rlimits: HashMap<i32, (u64, u64)>,
+    bounding: Option<u64>,
+    mount_flags: HashMap<PathBuf, MsFlags>,
+    programs: RefCell<Vec<Vec<SockFilter>>>,
 }
 
 impl Recorder {
@@ -62,6 +67,23 @@ impl Recorder {
         self
     }
 
+    /// Declares the bounding set (default: capabilities 0 to 40).
+    pub fn with_bounding(mut self, mask: u64) -> Recorder {
+        self.bounding = Some(mask);
+        self
+    }
+
+    /// Declares the mount flags of the filesystem at `path`.
+    pub fn with_mount_flags(mut self, path: impl Into<PathBuf>, flags: MsFlags) -> Recorder {
+        self.mount_flags.insert(path.into(), flags);
+        self
+    }
+
+    /// The seccomp programs loaded so far.
+    pub fn programs(&self) -> Vec<Vec<SockFilter>> {
+        self.programs.borrow().clone()
+    }
+
     /// Every call so far, in order.
     pub fn calls(&self) -> Vec<String> {
         self.calls.borrow().clone()
@@ -93,6 +115,10 @@ fn fl(flags: impl std::fmt::Debug) -> String {
         (Some(i), true) => s[i + 1..s.len() - 1].to_string(),
         _ => s,
     }
+}
+
+fn join(root: &Path, rel: &Path) -> PathBuf {
+    root.join(rel.strip_prefix("/").unwrap_or(rel))
 }
 
 fn opt(p: Option<&Path>) -> String {
@@ -280,10 +306,6 @@ impl Syscalls for Recorder {
         self.record("reset_signals", "reset_signals".to_string())
     }
 
-    fn cloexec_from(&self, first: RawFd) -> SysResult<()> {
-        self.record("cloexec_from", format!("cloexec_from {first}"))
-    }
-
     fn open_pty(&self, ptmx: &Path) -> SysResult<(OwnedFd, PathBuf)> {
         self.record("open_pty", format!("open_pty {}", ptmx.display()))?;
         let fd = super::fd::dev_null().map_err(|_| Errno::EIO)?;
@@ -302,5 +324,117 @@ impl Syscalls for Recorder {
             .get("execve")
             .copied()
             .unwrap_or(Errno::ENOSYS)
+    }
+
+    fn mount_in_root(
+        &self,
+        root: &Path,
+        rel: &Path,
+        source: Option<&Path>,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> SysResult<()> {
+        self.mount(source, &join(root, rel), fstype, flags, data)
+    }
+
+    fn mkdir_in_root(&self, root: &Path, rel: &Path, mode: u32) -> SysResult<()> {
+        self.mkdir_all(&join(root, rel), mode)
+    }
+
+    fn touch_in_root(&self, root: &Path, rel: &Path) -> SysResult<()> {
+        self.touch(&join(root, rel))
+    }
+
+    fn mknod_in_root(
+        &self,
+        root: &Path,
+        rel: &Path,
+        kind: NodeKind,
+        perm: u32,
+        major: u64,
+        minor: u64,
+    ) -> SysResult<()> {
+        self.mknod(&join(root, rel), kind, perm, major, minor)
+    }
+
+    fn lchown_in_root(&self, root: &Path, rel: &Path, uid: u32, gid: u32) -> SysResult<()> {
+        self.lchown(&join(root, rel), uid, gid)
+    }
+
+    fn symlink_in_root(&self, root: &Path, target: &Path, rel: &Path) -> SysResult<()> {
+        self.symlink(target, &join(root, rel))
+    }
+
+    fn mount_flags(&self, path: &Path) -> SysResult<MsFlags> {
+        Ok(self
+            .mount_flags
+            .get(path)
+            .copied()
+            .unwrap_or(MsFlags::empty()))
+    }
+
+    fn set_dumpable(&self, on: bool) -> SysResult<()> {
+        self.record("set_dumpable", format!("set_dumpable {on}"))
+    }
+
+    fn set_no_new_privs(&self) -> SysResult<()> {
+        self.record("set_no_new_privs", "set_no_new_privs".to_string())
+    }
+
+    fn set_keepcaps(&self, on: bool) -> SysResult<()> {
+        self.record("set_keepcaps", format!("set_keepcaps {on}"))
+    }
+
+    fn cap_bounding(&self) -> SysResult<u64> {
+        Ok(self.bounding.unwrap_or((1u64 << 41) - 1))
+    }
+
+    fn cap_drop_bounding(&self, cap: u32) -> SysResult<()> {
+        self.record("cap_drop_bounding", format!("cap_drop_bounding {cap}"))
+    }
+
+    fn capset(&self, sets: CapSets) -> SysResult<()> {
+        self.record(
+            "capset",
+            format!(
+                "capset e={:#x} p={:#x} i={:#x}",
+                sets.effective, sets.permitted, sets.inheritable
+            ),
+        )
+    }
+
+    fn cap_ambient_clear(&self) -> SysResult<()> {
+        self.record("cap_ambient_clear", "cap_ambient_clear".to_string())
+    }
+
+    fn cap_ambient_raise(&self, cap: u32) -> SysResult<()> {
+        self.record("cap_ambient_raise", format!("cap_ambient_raise {cap}"))
+    }
+
+    fn seccomp_load(&self, program: &[SockFilter], flags: u32) -> SysResult<()> {
+        self.record(
+            "seccomp_load",
+            format!("seccomp_load {} {flags}", program.len()),
+        )?;
+        self.programs.borrow_mut().push(program.to_vec());
+        Ok(())
+    }
+
+    fn getcwd(&self) -> SysResult<PathBuf> {
+        Ok(self
+            .calls
+            .borrow()
+            .iter()
+            .rev()
+            .find_map(|c| c.strip_prefix("chdir ").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/")))
+    }
+
+    fn close_fds_except(&self, first: RawFd, keep: &[RawFd]) -> SysResult<()> {
+        self.record(
+            "close_fds_except",
+            format!("close_fds_except {first} {keep:?}"),
+        )
     }
 }

@@ -106,30 +106,32 @@ pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
-/// Marks every descriptor from `first` on close-on-exec with close_range(2), or by
-/// walking /proc/self/fd on kernels without it.
-pub fn cloexec_from(first: RawFd) -> SysResult<()> {
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    let first = libc::c_uint::try_from(first).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: close_range only changes descriptor flags; no memory is passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            libc::c_uint::MAX,
-            CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
+/// Closes every descriptor from `first` on except those in `keep`, with close_range(2)
+/// over the gaps (the container child before exec).
+pub fn close_range_except(first: RawFd, keep: &[RawFd]) -> SysResult<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|k| *k >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut lo = first;
+    let mut ranges = Vec::new();
+    for k in keep {
+        if k > lo {
+            ranges.push((lo, k - 1));
+        }
+        lo = k + 1;
     }
-    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .map_err(|_| Errno::EBADF)?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    for fd in fds.into_iter().filter(|fd| *fd >= first as RawFd) {
-        // SAFETY: F_SETFD on a descriptor number; an already-closed one fails harmlessly.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    ranges.push((lo, RawFd::MAX));
+    for (a, b) in ranges {
+        let (a, b) = (
+            libc::c_uint::try_from(a).map_err(|_| Errno::EINVAL)?,
+            libc::c_uint::try_from(b).map_err(|_| Errno::EINVAL)?,
+        );
+        // SAFETY: close_range closes descriptors the caller gave up: the child about to
+        // exec owns no Rust object over them any more (see the caller).
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, a, b, 0 as libc::c_uint) };
+        if rc != 0 {
+            return Err(Errno::last());
+        }
     }
     Ok(())
 }

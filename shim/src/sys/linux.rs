@@ -11,7 +11,10 @@ use nix::fcntl::{OFlag, open};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 
-use super::{CloneFlags, Errno, MntFlags, MsFlags, NodeKind, SysResult, Syscalls};
+use super::{
+    CapSets, CloneFlags, Errno, MntFlags, MsFlags, NodeKind, SockFilter, SysResult, Syscalls,
+    inroot, privileges,
+};
 
 /// The running kernel.
 #[derive(Clone, Copy, Debug, Default)]
@@ -273,10 +276,6 @@ impl Syscalls for Linux {
         Ok(())
     }
 
-    fn cloexec_from(&self, first: RawFd) -> SysResult<()> {
-        super::fd::cloexec_from(first)
-    }
-
     fn open_pty(&self, ptmx: &Path) -> SysResult<(OwnedFd, PathBuf)> {
         super::pty::open_master(ptmx)
     }
@@ -290,6 +289,100 @@ impl Syscalls for Linux {
             Err(e) => e,
             Ok(never) => match never {},
         }
+    }
+
+    fn mount_in_root(
+        &self,
+        root: &Path,
+        rel: &Path,
+        source: Option<&Path>,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> SysResult<()> {
+        let target = inroot::open_in_root(root, rel, OFlag::O_PATH)?;
+        nix::mount::mount(source, &inroot::fd_path(&target), fstype, flags, data)
+    }
+
+    fn mkdir_in_root(&self, root: &Path, rel: &Path, mode: u32) -> SysResult<()> {
+        inroot::mkdir_all(root, rel, mode)
+    }
+
+    fn touch_in_root(&self, root: &Path, rel: &Path) -> SysResult<()> {
+        inroot::touch(root, rel)
+    }
+
+    fn mknod_in_root(
+        &self,
+        root: &Path,
+        rel: &Path,
+        kind: NodeKind,
+        perm: u32,
+        major: u64,
+        minor: u64,
+    ) -> SysResult<()> {
+        let kind = match kind {
+            NodeKind::Char => SFlag::S_IFCHR,
+            NodeKind::Block => SFlag::S_IFBLK,
+            NodeKind::Fifo => SFlag::S_IFIFO,
+        };
+        inroot::mknod(root, rel, kind, perm, nix::sys::stat::makedev(major, minor))
+    }
+
+    fn lchown_in_root(&self, root: &Path, rel: &Path, uid: u32, gid: u32) -> SysResult<()> {
+        inroot::lchown(root, rel, uid, gid)
+    }
+
+    fn symlink_in_root(&self, root: &Path, target: &Path, rel: &Path) -> SysResult<()> {
+        inroot::symlink(root, target, rel)
+    }
+
+    fn mount_flags(&self, path: &Path) -> SysResult<MsFlags> {
+        privileges::mount_flags(path)
+    }
+
+    fn set_dumpable(&self, on: bool) -> SysResult<()> {
+        nix::sys::prctl::set_dumpable(on)
+    }
+
+    fn set_no_new_privs(&self) -> SysResult<()> {
+        nix::sys::prctl::set_no_new_privs()
+    }
+
+    fn set_keepcaps(&self, on: bool) -> SysResult<()> {
+        nix::sys::prctl::set_keepcaps(on)
+    }
+
+    fn cap_bounding(&self) -> SysResult<u64> {
+        privileges::bounding()
+    }
+
+    fn cap_drop_bounding(&self, cap: u32) -> SysResult<()> {
+        privileges::drop_bounding(cap)
+    }
+
+    fn capset(&self, sets: CapSets) -> SysResult<()> {
+        privileges::capset(sets)
+    }
+
+    fn cap_ambient_clear(&self) -> SysResult<()> {
+        privileges::ambient_clear()
+    }
+
+    fn cap_ambient_raise(&self, cap: u32) -> SysResult<()> {
+        privileges::ambient_raise(cap)
+    }
+
+    fn seccomp_load(&self, program: &[SockFilter], flags: u32) -> SysResult<()> {
+        privileges::seccomp_load(program, flags)
+    }
+
+    fn getcwd(&self) -> SysResult<PathBuf> {
+        nix::unistd::getcwd()
+    }
+
+    fn close_fds_except(&self, first: RawFd, keep: &[RawFd]) -> SysResult<()> {
+        super::fd::close_range_except(first, keep)
     }
 }
 

@@ -140,21 +140,49 @@ pub fn open_ns(path: &Path) -> SysResult<OwnedFd> {
     nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
 }
 
-/// [`clone_process`] with the child created in the pid namespace `ns`: the shim enters
-/// `ns` for its children, clones, and (in the parent only) goes back to its own.
-pub fn clone_in_pid_ns(ns: &OwnedFd, flags: CloneFlags) -> SysResult<Forked> {
-    let own = open_ns(Path::new("/proc/self/ns/pid"))?;
-    nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWPID)?;
-    let forked = clone_process(flags);
+/// [`clone_process`] with the child created inside the namespaces `join` (each a
+/// namespace file and its type): the shim enters them (for a pid namespace: for its
+/// children), clones, and in the parent goes back to its own. The shim is
+/// single-threaded, so nothing else runs meanwhile. A user or mount namespace cannot be
+/// left again and is refused.
+pub fn clone_joined(flags: CloneFlags, join: &[(&OwnedFd, CloneFlags)]) -> SysResult<Forked> {
+    if join
+        .iter()
+        .any(|(_, f)| matches!(*f, CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS))
+    {
+        return Err(Errno::EINVAL);
+    }
+    let mut own = Vec::new();
+    for (_, f) in join {
+        let name = match *f {
+            CloneFlags::CLONE_NEWPID => "pid",
+            CloneFlags::CLONE_NEWNET => "net",
+            CloneFlags::CLONE_NEWIPC => "ipc",
+            CloneFlags::CLONE_NEWUTS => "uts",
+            CloneFlags::CLONE_NEWCGROUP => "cgroup",
+            _ => return Err(Errno::EINVAL),
+        };
+        own.push((open_ns(&Path::new("/proc/self/ns").join(name))?, *f));
+    }
+    let mut entered = 0;
+    let mut res = Ok(());
+    for (fd, f) in join {
+        if let Err(e) = nix::sched::setns(fd.as_fd(), *f) {
+            res = Err(e);
+            break;
+        }
+        entered += 1;
+    }
+    let forked = res.and_then(|()| clone_process(flags));
     if matches!(forked, Ok(Forked::Child)) {
         return forked;
     }
-    let restored = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
-    let forked = forked?;
-    if let Err(e) = restored {
-        // Children would land in the container's pid namespace from now on.
-        tracing::error!(error = %e, "cannot return to the shim's pid namespace");
-        return Err(e);
+    for (fd, f) in own.iter().take(entered) {
+        if let Err(e) = nix::sched::setns(fd.as_fd(), *f) {
+            // The shim would stay in the container's namespace from now on.
+            tracing::error!(error = %e, "cannot return to the shim's own namespace");
+            return Err(e);
+        }
     }
-    Ok(forked)
+    forked
 }

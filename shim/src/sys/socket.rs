@@ -37,6 +37,11 @@ impl Channel {
         Ok((Channel { fd: a }, Channel { fd: b }))
     }
 
+    /// The descriptor number (kept open across the child's descriptor clean-up).
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Sends one message, optionally with a descriptor.
     pub fn send(&self, data: &[u8], fd: Option<RawFd>) -> SysResult<()> {
         let iov = [IoSlice::new(data)];

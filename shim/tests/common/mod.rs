@@ -3,6 +3,16 @@
 
 #![allow(dead_code)]
 
+/// Skips a test (with a message) when not running as root.
+macro_rules! need_root {
+    () => {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -15,7 +25,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "sleep", "ls", "hostname", "ps", "true", "false", "tty", "stty", "grep",
-    "wc", "head", "yes", "id", "env",
+    "wc", "head", "yes", "id", "env", "mount", "umount", "insmod", "date", "readlink", "stat",
+    "mknod", "unshare", "touch", "sysctl", "chroot", "dd", "sed", "tr", "cut", "tail", "test",
+    "mkdir", "rm", "od", "nsenter", "setpriv", "chmod",
 ];
 
 pub struct Fixture {
@@ -27,6 +39,8 @@ pub struct Fixture {
     pub cgroup_parent: String,
     pub cgroup: String,
     pub shim_pid: Option<i32>,
+    /// What `start_shim` executes.
+    pub shim_exe: PathBuf,
 }
 
 fn make_rootfs(root: &Path) {
@@ -62,6 +76,7 @@ impl Fixture {
             cgroup_parent,
             cgroup,
             shim_pid: None,
+            shim_exe: PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")),
         };
         f.write_spec(&["true"], |_| {});
         f
@@ -107,6 +122,23 @@ impl Fixture {
         .unwrap();
     }
 
+    /// Writes config.json running `args` with berth's default hardening changed by
+    /// `opts` (as berthd will), then lets `edit` change it.
+    pub fn write_hardened(
+        &self,
+        args: &[&str],
+        opts: &berth_shim::spec_defaults::SecurityOptions,
+        edit: impl FnOnce(&mut Value),
+    ) {
+        let opts = opts.clone();
+        self.write_spec(args, move |v| {
+            let mut spec: oci_spec::runtime::Spec = serde_json::from_value(v.clone()).unwrap();
+            berth_shim::spec_defaults::apply(&mut spec, &opts).unwrap();
+            *v = serde_json::to_value(&spec).unwrap();
+            edit(v);
+        });
+    }
+
     /// The rootfs as a Create mount list: a bind mount of the prepared directory.
     pub fn rootfs_mounts(&self) -> Vec<berth_api::berth::shim::v1::Mount> {
         vec![berth_api::berth::shim::v1::Mount {
@@ -118,7 +150,7 @@ impl Fixture {
 
     /// Runs `berth-shim start` and connects.
     pub async fn start_shim(&mut self) -> ShimClient {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth-shim"))
+        let out = std::process::Command::new(&self.shim_exe)
             .args([
                 "start",
                 "--id",
@@ -256,6 +288,45 @@ impl Drop for Fixture {
 }
 
 /// Opens a FIFO for reading (before Create, as ctr does) and collects it to EOF.
+impl Fixture {
+    /// Runs the container whose spec is already written to its exit, deletes it and
+    /// checks nothing is left: (status, stdout, stderr).
+    pub async fn run_written(&mut self) -> (u32, String, String) {
+        let c = self.start_shim().await;
+        let out = self.fifo("out");
+        let err = self.fifo("err");
+        let mut req = self.create_request();
+        req.stdout = out.display().to_string();
+        req.stderr = err.display().to_string();
+        c.create(req).await.unwrap();
+        let out_text = collect(&out);
+        let err_text = collect(&err);
+        let waiter = {
+            let c = c.clone();
+            tokio::spawn(async move { c.wait("").await })
+        };
+        c.start("").await.unwrap();
+        let status = tokio::time::timeout(std::time::Duration::from_secs(30), waiter)
+            .await
+            .expect("container did not exit")
+            .unwrap()
+            .unwrap()
+            .exit_status;
+        let state = c.state("").await.unwrap();
+        assert_eq!(
+            state.status,
+            berth_api::berth::shim::v1::Status::Stopped as i32
+        );
+        c.delete("").await.unwrap();
+        assert!(
+            self.wait_shim_exit().await,
+            "shim did not exit after delete"
+        );
+        self.assert_clean();
+        (status, out_text.await.unwrap(), err_text.await.unwrap())
+    }
+}
+
 pub fn collect(path: &Path) -> tokio::task::JoinHandle<String> {
     let rx = tokio::net::unix::pipe::OpenOptions::new()
         .open_receiver(path)

@@ -1,7 +1,8 @@
 //! The benchmark's big image: three gzip layers of a few hundred MB and tens of
 //! thousands of files, made deterministically from this machine's `/usr` (sorted walk,
 //! fixed times and owners) and cached under the system temp dir, so only the first
-//! benchmark run pays for building it.
+//! benchmark run pays for building it. `BERTH_BENCH_PULL_SCALE=<percent>` scales the
+//! byte and file budgets down for a quick run (default 100).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -151,7 +152,9 @@ fn walk(root: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn build_layer(plan: &LayerPlan, path: &Path) -> Result<BuiltLayer> {
+fn build_layer(plan: &LayerPlan, scale: u64, path: &Path) -> Result<BuiltLayer> {
+    let max_bytes = plan.max_bytes * scale / 100;
+    let max_files = (plan.max_files as u64 * scale / 100).max(1) as usize;
     let file = File::create(path).map_err(io(format!("create {}", path.display())))?;
     let compressed = Hashing {
         inner: BufWriter::with_capacity(1 << 20, file),
@@ -172,7 +175,7 @@ fn build_layer(plan: &LayerPlan, path: &Path) -> Result<BuiltLayer> {
         let mut paths = Vec::new();
         walk(Path::new(root), &mut paths);
         for p in paths {
-            if bytes >= plan.max_bytes || files >= plan.max_files {
+            if bytes >= max_bytes || files >= max_files {
                 break 'roots;
             }
             let Ok(m) = std::fs::symlink_metadata(&p) else {
@@ -220,7 +223,15 @@ fn build_layer(plan: &LayerPlan, path: &Path) -> Result<BuiltLayer> {
 
 /// The cached image, built first when needed (a minute or two).
 pub fn get() -> Result<BenchImage> {
-    let dir = std::env::temp_dir().join(format!("berth-bench-image-v{VERSION}"));
+    let scale = std::env::var("BERTH_BENCH_PULL_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(100, |s| s.clamp(1, 100));
+    let dir = std::env::temp_dir().join(if scale == 100 {
+        format!("berth-bench-image-v{VERSION}")
+    } else {
+        format!("berth-bench-image-v{VERSION}-{scale}pct")
+    });
     let index = dir.join("image.json");
     if let Ok(data) = std::fs::read(&index)
         && let Ok(img) = serde_json::from_slice::<BenchImage>(&data)
@@ -238,7 +249,11 @@ pub fn get() -> Result<BenchImage> {
     );
     let mut layers = Vec::new();
     for (i, plan) in PLAN.iter().enumerate() {
-        layers.push(build_layer(plan, &dir.join(format!("layer{i}.tar.gz")))?);
+        layers.push(build_layer(
+            plan,
+            scale,
+            &dir.join(format!("layer{i}.tar.gz")),
+        )?);
     }
     let config = serde_json::to_vec(&json!({
         "architecture": crate::fixtures::Platform::host().architecture,
