@@ -584,6 +584,76 @@ async fn a_blob_that_does_not_match_its_digest_commits_nothing() {
     assert!(snapshots.lines().count() <= 1, "{snapshots}");
 }
 
+/// Unpacked files are synced in the background a few seconds after the pull, and only
+/// then lose their snapshots' unsynced label; a label of another boot (the machine went
+/// down before the sync) makes the image count as not unpacked, and the next pull
+/// unpacks those layers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpacked_layers_are_synced_and_a_crash_before_the_sync_unpacks_again() {
+    const LABEL: &str = "io.berth.unpack.unsynced";
+    let registry = Registry::start().unwrap();
+    let d = Daemon::start().await.unwrap();
+    let ctl = Ctl::new(&d);
+    let image = push(&registry, fixtures::multilayer(), "multilayer:v1");
+    ctl.ok(&["pull", &image]);
+    let chains = fixtures::multilayer().chain_ids();
+    let top = chains.last().unwrap().clone();
+    let info = |chain: String| {
+        let ctr = ctl.ctr();
+        async move { ctr.ok_async(["snapshots", "info", &chain]).await }
+    };
+    let first = info(chains[0].clone()).await;
+    assert!(
+        first.contains(LABEL),
+        "not labelled before the sync: {first}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut labelled = false;
+        for c in &chains {
+            labelled |= info(c.clone()).await.contains(LABEL);
+        }
+        if !labelled {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the unsynced labels stayed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(d.log().contains("unpacked layers synced"));
+    let graph = || {
+        ctl.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .GraphDriver.Data}}",
+            &image,
+        ])
+    };
+    assert!(graph().contains(&top), "{}", graph());
+
+    // The middle layer as a crash before its sync leaves it.
+    ctl.ctr()
+        .ok_async([
+            "snapshots",
+            "label",
+            &chains[1],
+            &format!("{LABEL}=another-boot"),
+        ])
+        .await;
+    assert_eq!(graph().trim(), "null", "a suspect layer counts as unpacked");
+    ctl.ok(&["pull", &image]);
+    assert_eq!(
+        d.log()
+            .matches("removed a snapshot left unsynced by a crash")
+            .count(),
+        2,
+        "the suspect layer and the one above it"
+    );
+    assert!(graph().contains(&top), "{}", graph());
+    let again = info(chains[1].clone()).await;
+    assert!(!again.contains("another-boot"), "{again}");
+}
+
 /// A fake registry answering every request with a manifest of `size` bytes.
 async fn big_manifest_registry(size: usize) -> (u16, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
