@@ -113,6 +113,15 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
     let listener = bind(&address, core.config.grpc.gid).await?;
     let _socket = SocketGuard(address.clone());
     let gc = core.gc.start();
+    {
+        // Unpacked layers an earlier berthd of this boot left unsynced.
+        let core = core.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::images::unpack::sync_pending(&core).await {
+                tracing::warn!(error = %e, "sync layers left unsynced");
+            }
+        });
+    }
     tracing::info!(
         address = %address.display(),
         root = %core.config.root.display(),

@@ -164,6 +164,20 @@ fn reference_match(group: &Group, pattern: &str) -> bool {
     })
 }
 
+/// Whether a familiar `repo:tag` (or `repo`) matches a reference pattern.
+fn name_match(pattern: &str, name: &str) -> bool {
+    if glob_match(pattern, name) {
+        return true;
+    }
+    let repo = match name.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => r,
+        _ => name,
+    };
+    glob_match(pattern, repo)
+        || crate::distribution::Reference::parse(name)
+            .is_ok_and(|r| glob_match(pattern, &r.to_string()))
+}
+
 /// The summary of one group.
 pub async fn summary(core: &Core, ns: &str, g: &Group, snapshotter: &str) -> Result<Summary> {
     let sizes = match g.image() {
@@ -235,16 +249,23 @@ pub async fn list(core: &Core, ns: &str, _all: bool, filters: &[String]) -> Resu
     let dangling = f.bool("dangling")?;
     let mut out = Vec::new();
     for g in &groups {
-        let s = summary(core, ns, g, "").await?;
+        let mut s = summary(core, ns, g, "").await?;
         if let Some(d) = dangling
             && s.dangling != d
         {
             continue;
         }
         // Without a dangling filter, docker lists dangling images too (as <none>).
+        // With reference filters, only the matching names are listed.
         let refs = f.get("reference");
-        if !refs.is_empty() && !refs.iter().any(|p| reference_match(g, p)) {
-            continue;
+        if !refs.is_empty() {
+            if !refs.iter().any(|p| reference_match(g, p)) {
+                continue;
+            }
+            let keep = |name: &str| refs.iter().any(|p| name_match(p, name));
+            s.repo_tags.retain(|t| keep(t));
+            s.repo_digests
+                .retain(|d| keep(d.split_once('@').map_or(d.as_str(), |(r, _)| r)));
         }
         if before.iter().any(|t| s.created >= *t) || since.iter().any(|t| s.created <= *t) {
             continue;

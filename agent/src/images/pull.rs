@@ -176,6 +176,7 @@ async fn pull_one(
                 .map_or_else(|| r.repository().to_string(), str::to_string)
         ))
         .await;
+    let started = std::time::Instant::now();
     let lease = OpLease::create(core, ns)?;
     let root = repo.resolve(&r.object()).await?;
     let root_bytes = repo.fetch_manifest(&root).await?;
@@ -289,6 +290,14 @@ async fn pull_one(
         })
         .await;
     drop(lease);
+    tracing::info!(
+        image = %r,
+        digest = %root_store.digest,
+        layers = image.manifest.layers.len(),
+        downloaded,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "image pulled"
+    );
     let pulled = Pulled {
         name,
         digest: root_store.digest,
@@ -433,28 +442,74 @@ async fn fetch_and_unpack(
             job.run().await
         });
     }
+    // Both sides run to their end, so a failed pull leaves no snapshot half applied:
+    // a failed download settles its layers (the unpacker discards what it applied of
+    // them), and a failed unpack stops the downloads.
+    let (cancel, mut cancelled) = watch::channel(false);
+    let started = std::time::Instant::now();
     let downloads_done = async {
-        while let Some(r) = tasks.join_next().await {
-            r.map_err(|e| Error::Internal(format!("download task: {e}")))??;
+        let mut first_error = None;
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => {
+                    let Some(r) = next else { break };
+                    let r = match r {
+                        Ok(r) => r,
+                        Err(e) if e.is_cancelled() => Ok(()),
+                        Err(e) => Err(Error::Internal(format!("download task: {e}"))),
+                    };
+                    if let Err(e) = r
+                        && first_error.is_none()
+                    {
+                        first_error = Some(e);
+                        tasks.abort_all();
+                    }
+                }
+                Ok(_) = cancelled.wait_for(|c| *c), if !stopping => {
+                    stopping = true;
+                    tasks.abort_all();
+                }
+            }
         }
-        Ok::<(), Error>(())
-    };
-    let unpacking = unpack_all(
-        &unpacker,
-        &layers,
-        &unpack_needed,
-        &slots,
-        &waiting,
-        progress,
-    );
-    let result = tokio::try_join!(downloads_done, unpacking);
-    if result.is_err() {
-        // Nobody will read what is still queued for a live apply.
+        // Downloads that were stopped never settled their layers.
         for s in slots.iter() {
-            s.live.lock().unwrap_or_else(|e| e.into_inner()).take();
+            s.state.send_if_modified(|st| {
+                let open = matches!(st, SlotState::Pending | SlotState::Live);
+                if open {
+                    *st = SlotState::Failed("the pull was stopped".into());
+                }
+                open
+            });
         }
-    }
-    result?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "layer downloads done"
+        );
+        first_error.map_or(Ok(()), Err)
+    };
+    let unpacking = async {
+        let r = unpack_all(
+            &unpacker,
+            &layers,
+            &unpack_needed,
+            &slots,
+            &waiting,
+            progress,
+        )
+        .await;
+        if r.is_err() {
+            cancel.send_replace(true);
+            // Nobody will read what is still queued for a live apply.
+            for s in slots.iter() {
+                s.live.lock().unwrap_or_else(|e| e.into_inner()).take();
+            }
+        }
+        r
+    };
+    let (downloaded, unpacked) = tokio::join!(downloads_done, unpacking);
+    downloaded?;
+    unpacked?;
     unpacker.finish(&image.config_desc).await?;
     Ok(downloads)
 }

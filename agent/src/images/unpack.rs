@@ -4,11 +4,16 @@
 //!
 //! Layers are decompressed on a task of their own while another writes the files, and
 //! they come either from the content store or, during a pull, live from the download.
-//! Files are not synced layer by layer: after each commit a `syncfs` of the snapshotter's
-//! file system starts in the background, and [`Unpacker::finish`] waits for a last one
-//! before the image's config is labelled with its top snapshot. Until then every
-//! snapshot committed carries [`UNSYNCED_LABEL`] with the boot ID; a snapshot found with
-//! another boot's ID was cut short by a machine crash and is unpacked again.
+//!
+//! Files are not synced on the way (a `syncfs` of a file system shared with others can
+//! take seconds): every snapshot an unpack commits carries [`UNSYNCED_LABEL`] with the
+//! boot ID. A few seconds after the unpacker is dropped a background task syncs the
+//! snapshotter's file system and only then removes the labels of the snapshots
+//! committed before the sync began; berthd does the same at start for what an earlier
+//! run of this boot left labelled. A snapshot found with another boot's ID was
+//! committed before a machine crash that may have lost its files:
+//! [`Unpacker::check`] removes it so it is unpacked again, and [`is_unpacked`] does not
+//! count it. A berthd crash alone loses nothing (the page cache still holds the files).
 //!
 //! [`unpack`] is the entry point for an image that is already in the content store
 //! (`berthctl run`, CRI, load); pulls drive an [`Unpacker`] themselves.
@@ -16,11 +21,11 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use berth_snapshotter::apply::{self, ApplyOptions, Compression};
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::content::Descriptor;
 use crate::core::Core;
@@ -31,10 +36,13 @@ use crate::images::lease::OpLease;
 use crate::images::progress::{LayerStatus, Progress, Ticker};
 use crate::images::stream::{ChannelReader, decompress};
 use crate::labels::Labels;
+use crate::metadata::LeaseResource;
 use crate::snapshots::Snapshotter_;
 
 /// On a snapshot committed by an unpack whose files are not yet synced: the boot ID.
 pub const UNSYNCED_LABEL: &str = "io.berth.unpack.unsynced";
+/// How long after an unpack its files are synced.
+const SYNC_DELAY: Duration = Duration::from_secs(5);
 
 /// Where a layer's (compressed) bytes come from.
 pub enum Source {
@@ -80,9 +88,7 @@ pub struct Unpacker {
     diff_ids: Vec<String>,
     chains: Vec<String>,
     tmp: PathBuf,
-    fs_root: PathBuf,
     progress: Progress,
-    syncing: Mutex<Option<JoinHandle<()>>>,
     committed: Mutex<Vec<String>>,
 }
 
@@ -99,7 +105,6 @@ impl Unpacker {
     ) -> Result<Unpacker> {
         image.check_layers()?;
         let sn = core.snapshots.get(ns, snapshotter)?;
-        let fs_root = core.config.root.join("snapshots").join(sn.name());
         Ok(Unpacker {
             core: core.clone(),
             ns: ns.to_string(),
@@ -108,10 +113,8 @@ impl Unpacker {
             diff_ids: image.config.rootfs.diff_ids.clone(),
             chains: image.chain_ids(),
             tmp: core.config.root.join("tmp"),
-            fs_root,
             sn,
             progress,
-            syncing: Mutex::new(None),
             committed: Mutex::new(Vec::new()),
         })
     }
@@ -142,11 +145,7 @@ impl Unpacker {
         for (i, chain) in self.chains.iter().enumerate() {
             match self.sn.stat(chain).await {
                 Ok(info) => {
-                    if info
-                        .labels
-                        .get(UNSYNCED_LABEL)
-                        .is_some_and(|b| b != boot_id())
-                    {
+                    if is_suspect(&info.labels) {
                         lowest = Some(i);
                         break;
                     }
@@ -177,10 +176,23 @@ impl Unpacker {
         Ok(())
     }
 
-    /// Whether layer `i` is unpacked.
+    /// Whether layer `i` is unpacked. An unpacked layer joins the lease, so it stays
+    /// while the layers above it are applied.
     pub async fn exists(&self, i: usize) -> Result<bool> {
         match self.sn.stat(&self.chains[i]).await {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                if let Some(lease) = &self.lease {
+                    self.core.metadata.lease_add_resource(
+                        &self.ns,
+                        lease,
+                        &LeaseResource {
+                            kind: format!("snapshots/{}", self.sn.name()),
+                            id: self.chains[i].clone(),
+                        },
+                    )?;
+                }
+                Ok(true)
+            }
             Err(Error::NotFound(_)) => Ok(false),
             Err(e) => Err(e),
         }
@@ -260,7 +272,14 @@ impl Unpacker {
             sync: false,
             temp_dir: Some(self.tmp.clone()),
         };
+        let started = std::time::Instant::now();
         let got = apply::apply_to_mounts(mounts, reader, &options).await?;
+        tracing::debug!(
+            layer = %layer.digest,
+            bytes = got.size,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "layer applied"
+        );
         if got.digest != self.diff_ids[i] {
             return Err(Error::FailedPrecondition(format!(
                 "layer {}: wrong diff ID calculated on extraction: got {}, the image config says {}",
@@ -300,7 +319,6 @@ impl Unpacker {
                 return Err(e);
             }
         }
-        self.sync_in_background();
         let layer = &self.layers[index];
         let labels: Labels = [(LABEL_UNCOMPRESSED.to_string(), self.diff_ids[index].clone())]
             .into_iter()
@@ -334,50 +352,9 @@ impl Unpacker {
         Ok(did)
     }
 
-    fn sync_in_background(&self) {
-        let mut slot = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
-            return;
-        }
-        let root = self.fs_root.clone();
-        *slot = Some(tokio::task::spawn_blocking(move || {
-            if let Err(e) = berth_snapshotter::fsutil::sync_filesystem(&root) {
-                tracing::warn!(path = %root.display(), error = %e, "background syncfs");
-            }
-        }));
-    }
-
-    /// Makes the unpacked files durable, clears the unsynced labels, and labels the
-    /// image config with its top snapshot. Returns the top chain ID.
+    /// Labels the image config with its top snapshot. Returns the top chain ID. (The
+    /// files are synced in the background once the unpacker is dropped.)
     pub async fn finish(&self, config: &Descriptor) -> Result<Option<String>> {
-        let pending = self
-            .syncing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(h) = pending {
-            let _ = h.await;
-        }
-        let committed =
-            std::mem::take(&mut *self.committed.lock().unwrap_or_else(|e| e.into_inner()));
-        if !committed.is_empty() {
-            let root = self.fs_root.clone();
-            tokio::task::spawn_blocking(move || berth_snapshotter::fsutil::sync_filesystem(&root))
-                .await
-                .map_err(|e| Error::Internal(format!("sync task: {e}")))??;
-        }
-        for chain in &committed {
-            match self.sn.stat(chain).await {
-                Ok(mut info) => {
-                    info.labels.remove(UNSYNCED_LABEL);
-                    self.sn
-                        .update(info, &[format!("labels.{UNSYNCED_LABEL}")])
-                        .await?;
-                }
-                Err(Error::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
         let Some(top) = self.chains.last().cloned() else {
             return Ok(None);
         };
@@ -391,6 +368,117 @@ impl Unpacker {
         )?;
         Ok(Some(top))
     }
+}
+
+impl Drop for Unpacker {
+    /// Has what this unpacker committed synced and its unsynced labels removed a few
+    /// seconds later (whether the unpack finished or failed half-way).
+    fn drop(&mut self) {
+        let committed =
+            std::mem::take(&mut *self.committed.lock().unwrap_or_else(|e| e.into_inner()));
+        if committed.is_empty() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            // No runtime (berthd is going down): the next start syncs them.
+            return;
+        };
+        let (core, ns, name) = (self.core.clone(), self.ns.clone(), self.sn.name());
+        rt.spawn(async move {
+            tokio::time::sleep(SYNC_DELAY).await;
+            if let Err(e) = sync_and_clear(&core, name, &[(ns, committed)]).await {
+                tracing::warn!(error = %e, "sync unpacked layers");
+            }
+        });
+    }
+}
+
+/// Syncs the file system of `snapshotter` and removes the unsynced label from the
+/// snapshots `(namespace, chains)` that carry this boot's ID.
+///
+/// Only snapshots committed before the sync starts are cleared: each is noted with its
+/// commit time first, and one removed and unpacked again meanwhile (another commit
+/// time) keeps its label for a later sync.
+async fn sync_and_clear(
+    core: &Core,
+    snapshotter: &str,
+    snapshots: &[(String, Vec<String>)],
+) -> Result<()> {
+    let mut before = Vec::new();
+    for (ns, chains) in snapshots {
+        let sn = core.snapshots.get(ns, snapshotter)?;
+        for chain in chains {
+            match sn.stat(chain).await {
+                Ok(info)
+                    if info.labels.get(UNSYNCED_LABEL).map(String::as_str) == Some(boot_id()) =>
+                {
+                    before.push((ns.clone(), chain.clone(), info.created_at));
+                }
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if before.is_empty() {
+        return Ok(());
+    }
+    let root = core.config.root.join("snapshots").join(snapshotter);
+    let started = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || berth_snapshotter::fsutil::sync_filesystem(&root))
+        .await
+        .map_err(|e| Error::Internal(format!("sync task: {e}")))??;
+    tracing::debug!(
+        snapshotter,
+        snapshots = before.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "unpacked layers synced"
+    );
+    for (ns, chain, created_at) in before {
+        let sn = core.snapshots.get(&ns, snapshotter)?;
+        match sn.stat(&chain).await {
+            Ok(mut info)
+                if info.created_at == created_at && info.labels.contains_key(UNSYNCED_LABEL) =>
+            {
+                info.labels.remove(UNSYNCED_LABEL);
+                sn.update(info, &[format!("labels.{UNSYNCED_LABEL}")])
+                    .await?;
+            }
+            Ok(_) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// At start: syncs and clears what unpacks of this boot left unsynced (berthd stopped
+/// before their background sync). Snapshots of an earlier boot keep the label: they
+/// are unpacked again when needed.
+pub async fn sync_pending(core: &Core) -> Result<()> {
+    for name in core.snapshots.names() {
+        let (name, backend) = core.snapshots.backend(name)?;
+        let mut by_ns: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for info in backend.list().await? {
+            if info.labels.get(UNSYNCED_LABEL).map(String::as_str) != Some(boot_id()) {
+                continue;
+            }
+            if let Some((ns, key)) = info.name.split_once('/') {
+                by_ns
+                    .entry(ns.to_string())
+                    .or_default()
+                    .push(key.to_string());
+            }
+        }
+        if !by_ns.is_empty() {
+            let list: Vec<(String, Vec<String>)> = by_ns.into_iter().collect();
+            sync_and_clear(core, name, &list).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a snapshot's labels say an earlier boot left it unsynced.
+fn is_suspect(labels: &Labels) -> bool {
+    labels.get(UNSYNCED_LABEL).is_some_and(|b| b != boot_id())
 }
 
 /// A layer applied onto a prepared snapshot, not committed yet.
@@ -448,20 +536,22 @@ pub async fn unpack_image(
     Ok(Unpacked { top, applied })
 }
 
-/// Whether the top layer of `image` is unpacked in `snapshotter`.
+/// Whether `image` is unpacked in `snapshotter`: every chain is there and none was left
+/// unsynced by an earlier boot.
 pub async fn is_unpacked(
     core: &Core,
     ns: &str,
     image: &PlatformImage,
     snapshotter: &str,
 ) -> Result<bool> {
-    let Some(top) = image.chain_ids().pop() else {
-        return Ok(true);
-    };
     let sn = core.snapshots.get(ns, snapshotter)?;
-    match sn.stat(&top).await {
-        Ok(_) => Ok(true),
-        Err(Error::NotFound(_)) => Ok(false),
-        Err(e) => Err(e),
+    for chain in image.chain_ids().iter().rev() {
+        match sn.stat(chain).await {
+            Ok(info) if is_suspect(&info.labels) => return Ok(false),
+            Ok(_) => {}
+            Err(Error::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        }
     }
+    Ok(true)
 }

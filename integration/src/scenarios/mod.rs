@@ -1,7 +1,9 @@
 //! Benchmark scenarios: each measures one client-visible operation on berthd and on
 //! containerd + runc in the same run and returns report rows (see [`crate::bench`]).
 
+pub mod big_image;
 pub mod calls;
+pub mod pull;
 pub mod run;
 
 use crate::bench::Row;
@@ -61,17 +63,37 @@ pub fn memory_mib(pid: u32) -> (f64, f64) {
     (field("Rss:"), field("Pss:"))
 }
 
-/// Every scenario, in report order, followed by berthd's per-call summary
-/// ([`calls`]); with `BERTH_BENCH_LOG=<path>` berthd's whole debug log is kept there.
+/// The names [`selected`] knows: `run` (client round trip, `ctr run --rm`, a detached
+/// fleet) and `pull` (cold pull + unpack of a big image).
+pub const NAMES: [&str; 2] = ["run", "pull"];
+
+/// Every scenario, in report order.
 pub async fn all() -> anyhow::Result<Vec<Row>> {
-    let pair = Pair::start().await?;
-    let mut rows = run::client_round_trip(&pair).await?;
-    rows.extend(run::run_rm(&pair).await?);
-    rows.extend(run::detached_fleet(&pair, 50).await?);
-    let log = pair.berth.log();
-    if let Some(path) = std::env::var_os("BERTH_BENCH_LOG") {
-        std::fs::write(&path, &log)?;
+    selected(&[]).await
+}
+
+/// The scenarios named in `names` (see [`NAMES`]; empty: all), in report order. The
+/// `run` scenarios are followed by berthd's per-call summary ([`calls`]); with
+/// `BERTH_BENCH_LOG=<path>` berthd's whole debug log is kept there.
+pub async fn selected(names: &[String]) -> anyhow::Result<Vec<Row>> {
+    if let Some(bad) = names.iter().find(|n| !NAMES.contains(&n.as_str())) {
+        anyhow::bail!("unknown scenario {bad:?} (known: {})", NAMES.join(", "));
     }
-    calls::print(&calls::summarise(&log));
+    let wanted = |name: &str| names.is_empty() || names.iter().any(|n| n == name);
+    let mut rows = Vec::new();
+    if wanted("run") {
+        let pair = Pair::start().await?;
+        rows.extend(run::client_round_trip(&pair).await?);
+        rows.extend(run::run_rm(&pair).await?);
+        rows.extend(run::detached_fleet(&pair, 50).await?);
+        let log = pair.berth.log();
+        if let Some(path) = std::env::var_os("BERTH_BENCH_LOG") {
+            std::fs::write(&path, &log)?;
+        }
+        calls::print(&calls::summarise(&log));
+    }
+    if wanted("pull") {
+        rows.extend(pull::cold_pull(3).await?);
+    }
     Ok(rows)
 }

@@ -17,7 +17,7 @@ pub struct HistoryArgs {
     #[arg(short, long)]
     quiet: bool,
     /// Print sizes and dates in human-readable form.
-    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     human: bool,
     /// A name or ID.
     image: String,
