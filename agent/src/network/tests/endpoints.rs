@@ -46,7 +46,8 @@ async fn two_namespaces_on_the_default_bridge_ping_each_other() {
         routes.contains("default via 10.213.1.1 dev eth0"),
         "{routes}"
     );
-    assert_eq!(Fixture::ports_of(&fx.bridge).len(), 2);
+    let ports = Fixture::ports_of(&fx.bridge);
+    assert_eq!(ports.len(), 2, "{ports:?}");
 
     for (ns, ip) in [(&a_ns, b_ip), (&b_ns, a_ip)] {
         let (ok, out) = sh(&[
