@@ -93,6 +93,15 @@ pub fn describe(cmd: &Command) -> String {
     s
 }
 
+/// The command as a line a POSIX shell runs as is (every word single-quoted).
+pub fn shell_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|w| format!("'{}'", w.to_string_lossy().replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn drain<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut buf = Vec::new();

@@ -310,7 +310,7 @@ async fn a_dead_shim_is_noticed_and_cleaned_up() {
 #[tokio::test]
 async fn many_runs_leave_nothing_behind() {
     let s = setup().await;
-    for i in 0..30 {
+    for i in 0..100 {
         let id = format!("loop{i}");
         let out = s.ctr.ok_async(["run", "--rm", &s.image, &id, "true"]).await;
         assert_eq!(out, "");
@@ -348,4 +348,74 @@ async fn many_runs_leave_nothing_behind() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(bundles, 0, "bundles left in {}", tasks_dir.display());
+}
+
+#[tokio::test]
+async fn ctr_run_t_gets_a_terminal() {
+    let s = setup().await;
+    // ctr needs a terminal of its own for -t: `script` gives it one.
+    let ctr = s.ctr.command([
+        "run",
+        "-t",
+        "--rm",
+        &s.image,
+        "tty1",
+        "sh",
+        "-c",
+        "tty; echo done",
+    ]);
+    let line = berth_integration::procs::shell_line(&ctr);
+    let out = procs::run(
+        std::process::Command::new("script").args(["-qec", &line, "/dev/null"]),
+        None,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("/dev/console") || out.stdout.contains("/dev/pts/"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("done"), "{out:?}");
+}
+
+#[tokio::test]
+async fn ctr_tasks_attach_reopens_the_stdio() {
+    let s = setup().await;
+    let ctr = &s.ctr;
+    ctr.ok_async([
+        "run",
+        "-d",
+        &s.image,
+        "att1",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.1; done",
+    ])
+    .await;
+    let mut attach = ctr.spawn(["tasks", "attach", "att1"]).unwrap();
+    attach.wait_for("tick", Duration::from_secs(20)).unwrap();
+    ctr.ok_async(["tasks", "kill", "-s", "SIGKILL", "att1"])
+        .await;
+    let out = attach.wait(Duration::from_secs(20)).unwrap();
+    assert!(out.stdout.contains("tick"), "{out:?}");
+    ctr.ok_async(["containers", "rm", "att1"]).await;
+}
+
+#[tokio::test]
+async fn stdin_eof_after_start_reaches_the_container() {
+    let s = setup().await;
+    // ctr sends CloseIO when its stdin ends after the task exists.
+    let line = berth_integration::procs::shell_line(
+        &s.ctr.command(["run", "--rm", &s.image, "late", "cat"]),
+    );
+    let out = procs::run(
+        std::process::Command::new("sh")
+            .args(["-c", &format!("(sleep 1; echo late-line) | {line}")]),
+        None,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, "late-line\n");
 }

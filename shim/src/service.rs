@@ -2,7 +2,7 @@
 //! loop with the decoded request. Each returns the reply, or nothing when the answer
 //! comes later (Wait).
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use berth_api::berth::shim::v1 as pb;
 use berth_api::shim::frame::{Frame, Method, PROTOCOL_VERSION, code};
@@ -75,6 +75,9 @@ pub fn handle(shim: &mut Shim, conn: u32, id: u32, method: &str, payload: &[u8])
             now(pb::DetachResponse {})
         }),
     };
+    if matches!(m, Method::Create | Method::Exec | Method::Start) {
+        crate::sys::mem::trim_heap();
+    }
     match res {
         Ok(Answer::Now(bytes)) => Some(Frame::reply(id, bytes)),
         Ok(Answer::Later) => None,
@@ -166,6 +169,7 @@ fn create(shim: &mut Shim, r: pb::CreateRequest) -> Result<Answer> {
         output_stream: r.output_stream,
     };
     stdio.validate()?;
+    let began = Instant::now();
     let mut c = Container::prepare(
         &shim.sys,
         &shim.ident.id,
@@ -174,6 +178,7 @@ fn create(shim: &mut Shim, r: pb::CreateRequest) -> Result<Answer> {
         &mounts,
         r.no_pivot,
     )?;
+    let prepared = began.elapsed();
     let (slot, token) = shim.alloc_slot(true);
     let spawned = ProcessIo::open("", &stdio, token, &mut shim.logs).and_then(|(io, child)| {
         let created = c.spawn_init(&shim.sys, child.raw())?;
@@ -189,8 +194,15 @@ fn create(shim: &mut Shim, r: pb::CreateRequest) -> Result<Answer> {
             return Err(e);
         }
     };
-    if let Some(master) = created.pty_master.take() {
-        io.attach_pty(master)?;
+    let spawned = began.elapsed() - prepared;
+    if let Some(master) = created.pty_master.take()
+        && let Err(e) = io.attach_pty(master)
+    {
+        drop(created);
+        if let Err(e2) = c.destroy(&shim.sys) {
+            tracing::warn!(error = %e2, "cleanup after failed create");
+        }
+        return Err(e);
     }
     io.watch(&shim.poller);
     let pid = created.pid;
@@ -199,7 +211,13 @@ fn create(shim: &mut Shim, r: pb::CreateRequest) -> Result<Answer> {
         Err(e) => tracing::debug!(error = %e, "no oom notifications"),
     }
     let _ = std::fs::write(bundle.join("init.pid"), pid.to_string());
-    tracing::info!(pid, "task created");
+    tracing::info!(
+        pid,
+        prepare_us = prepared.as_micros() as u64,
+        spawn_us = spawned.as_micros() as u64,
+        total_us = began.elapsed().as_micros() as u64,
+        "task created"
+    );
     shim.procs.insert(slot, Proc::new("", created, io, stdio));
     shim.container = Some(c);
     now(pb::CreateResponse { pid: pid_u32(pid) })

@@ -511,3 +511,49 @@ async fn shim_memory() {
     c.wait("").await.unwrap();
     c.delete("").await.unwrap();
 }
+
+/// Not a check: prints how long Create takes and where the time goes, as wall time and
+/// as the shim's and the container child's time on a CPU and waiting for one
+/// (`/proc/PID/schedstat`); the rest is sleeping in the kernel
+/// (`cargo test -p berth-shim --test shim create_time -- --nocapture`).
+#[tokio::test]
+async fn create_time() {
+    need_root!();
+    let schedstat = |pid: u32| -> (u64, u64) {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap_or_default();
+        let v: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (
+            v.first().copied().unwrap_or(0),
+            v.get(1).copied().unwrap_or(0),
+        )
+    };
+    for _ in 0..5 {
+        let mut f = Fixture::new("ctime");
+        f.write_spec(&["sleep", "100"], |_| {});
+        let c = f.start_shim().await;
+        let shim = f.shim_pid.unwrap() as u32;
+        let mut req = f.create_request();
+        req.log_path = f.dir.path().join("log.json").display().to_string();
+        let before = schedstat(shim);
+        let began = std::time::Instant::now();
+        let created = c.create(req).await.unwrap();
+        let wall = began.elapsed();
+        let after = schedstat(shim);
+        let child = schedstat(created.pid);
+        eprintln!(
+            "create {:>6} us: shim on cpu {:>5} us, runnable {:>5} us; child on cpu {:>5} us, runnable {:>5} us",
+            wall.as_micros(),
+            (after.0 - before.0) / 1000,
+            (after.1 - before.1) / 1000,
+            child.0 / 1000,
+            child.1 / 1000
+        );
+        c.kill("", 9, true).await.unwrap();
+        c.wait("").await.unwrap();
+        c.delete("").await.unwrap();
+        assert!(f.wait_shim_exit().await);
+    }
+}

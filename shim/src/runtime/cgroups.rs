@@ -302,8 +302,21 @@ impl ContainerCgroup {
         out
     }
 
-    /// `cgroup.procs` of every hierarchy: a process joins by writing "0" to each.
+    /// The files a new, single-threaded process writes "0" to, one per hierarchy, to
+    /// join: `tasks` on cgroup v1, `cgroup.procs` on v2.
+    ///
+    /// On v1 the kernel moves a single thread (`tasks`, pid 0: the caller) without the
+    /// global threadgroup lock that a `cgroup.procs` write takes, whose first use after
+    /// a quiet moment waits for an RCU grace period (measured here: 16 ms median to join
+    /// 9 hierarchies through `cgroup.procs`, 4 ms through `tasks`). A child between
+    /// clone and exec has one thread, so moving it is moving the process.
     pub fn procs_files(&self) -> Vec<PathBuf> {
+        let file = if self.v2() { "cgroup.procs" } else { "tasks" };
+        self.dirs().into_iter().map(|d| d.join(file)).collect()
+    }
+
+    /// `cgroup.procs` of every hierarchy (the member processes).
+    fn member_files(&self) -> Vec<PathBuf> {
         self.dirs()
             .into_iter()
             .map(|d| d.join("cgroup.procs"))
@@ -383,7 +396,7 @@ impl ContainerCgroup {
     /// Pids of the member processes.
     pub fn pids(&self) -> Vec<i32> {
         let mut out: Vec<i32> = Vec::new();
-        for f in self.procs_files() {
+        for f in self.member_files() {
             if let Ok(text) = std::fs::read_to_string(&f) {
                 out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
             }

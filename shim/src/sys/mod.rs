@@ -19,6 +19,7 @@ pub mod fd;
 pub mod idmap;
 pub mod inroot;
 pub mod linux;
+pub mod mem;
 pub mod notify;
 pub mod poll;
 pub mod privileges;
