@@ -3,6 +3,7 @@
 
 pub mod berth_containers;
 pub mod config;
+pub mod container_tools;
 pub mod content;
 pub mod core;
 pub mod daemon;
@@ -15,6 +16,7 @@ pub mod gc;
 pub mod host;
 pub mod identifiers;
 pub mod images;
+pub mod journal;
 pub mod labels;
 pub mod metadata;
 pub mod namespaces;
