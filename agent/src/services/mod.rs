@@ -3,6 +3,7 @@
 
 mod berth_containers;
 mod berth_images;
+mod container_tools;
 mod containers;
 mod content;
 mod convert;
@@ -70,6 +71,10 @@ pub fn router(core: Arc<Core>) -> Router<Layers> {
         .add_service(svc!(
             berth_api::berth::v1::containers_server::ContainersServer,
             berth_containers::Containers::new(core.clone())
+        ))
+        .add_service(svc!(
+            berth_api::berth::v1::container_tools_server::ContainerToolsServer,
+            container_tools::ContainerTools::new(core.clone())
         ))
         .add_service(svc!(
             berth_api::berth::v1::images_server::ImagesServer,
