@@ -172,6 +172,7 @@ async fn layer_entries(
             names.push(path);
         }
         // Let the writer finish (the end-of-archive blocks).
+        drop(entries);
         let mut rest = archive
             .into_inner()
             .map_err(|_| Error::Internal("the changes archive is still in use".into()))?;

@@ -157,7 +157,8 @@ pub async fn commit(core: &Arc<Core>, ns: &str, req: CommitRequest) -> Result<Bu
     let created = now_text();
     config.created = Some(created.clone());
     config.author = (!req.author.is_empty()).then(|| req.author.clone());
-    config.comment = None;
+    // docker keeps the commit message as the image's comment too.
+    config.comment = (!req.message.is_empty()).then(|| req.message.clone());
     let mut rc = run_config(config.config.as_ref(), &rec);
     dockerfile::apply(&mut rc, &req.changes)?;
     config.config = Some(rc);
