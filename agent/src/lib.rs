@@ -21,6 +21,7 @@ pub mod labels;
 pub mod metadata;
 pub mod namespaces;
 pub mod network;
+pub mod objects;
 pub mod observability;
 pub mod plugins;
 pub mod services;

@@ -430,3 +430,89 @@ async fn commit_export_and_import() {
     let err = w.fails(&["export", "-o", &tar.display().to_string(), "nosuch"], 1);
     assert!(err.contains("nosuch"), "{err}");
 }
+
+#[tokio::test]
+async fn volumes_create_ls_inspect_rm_prune() {
+    let w = World::new().await;
+    assert_eq!(
+        w.ok(&["volume", "create", "--label", "team=a", "data"])
+            .trim(),
+        "data"
+    );
+    // Idempotent, as docker's.
+    assert_eq!(w.ok(&["volume", "create", "data"]).trim(), "data");
+    let anon = w.ok(&["volume", "create"]).trim().to_string();
+    assert_eq!(anon.len(), 64, "{anon}");
+    let ls = w.ok(&["volume", "ls"]);
+    assert!(
+        ls.starts_with("DRIVER") && ls.contains("VOLUME NAME"),
+        "{ls}"
+    );
+    assert!(
+        ls.contains("local") && ls.contains("data") && ls.contains(&anon),
+        "{ls}"
+    );
+    assert_eq!(
+        w.ok(&["volume", "ls", "-q", "--filter", "label=team=a"])
+            .trim(),
+        "data"
+    );
+    let err = w.fails(&["volume", "ls", "--filter", "colour=red"], 1);
+    assert!(err.contains("colour"), "{err}");
+    let err = w.fails(&["volume", "create", "-d", "nfs", "remote"], 1);
+    assert!(err.contains("nfs"), "{err}");
+
+    // A container writes through the volume; inspect shows where and how much.
+    w.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        &w.busybox,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    let doc: Value = serde_json::from_str(&w.ok(&["volume", "inspect", "data"])).unwrap();
+    let v = &doc[0];
+    assert_eq!(v["Name"], "data");
+    assert_eq!(v["Driver"], "local");
+    assert_eq!(v["Labels"]["team"], "a");
+    let mountpoint = v["Mountpoint"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(Path::new(mountpoint).join("f")).unwrap(),
+        "kept\n"
+    );
+    assert!(v["UsageData"]["Size"].as_i64().unwrap() >= 5, "{v}");
+    let err = w.fails(&["volume", "inspect", "nosuch"], 1);
+    assert!(err.contains("nosuch"), "{err}");
+
+    // In use: removal refused, naming the container.
+    let id = w.sleeper("user", &["-v", "data:/data"]);
+    let err = w.fails(&["volume", "rm", "data"], 1);
+    assert!(err.contains("in use") && err.contains(&id), "{err}");
+    assert_eq!(
+        w.ok(&["volume", "ls", "-q", "--filter", "dangling=false"])
+            .trim(),
+        "data"
+    );
+    // prune: only the unused anonymous volume; with -a the named ones too, never in use.
+    let pruned = w.ok(&["volume", "prune", "-f"]);
+    assert!(
+        pruned.contains(&anon) && !pruned.contains("data\n"),
+        "{pruned}"
+    );
+    assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
+    w.ok(&["volume", "create", "spare"]);
+    let pruned = w.ok(&["volume", "prune", "-f", "-a"]);
+    assert!(
+        pruned.contains("spare") && !pruned.contains("data\n"),
+        "{pruned}"
+    );
+    w.ok(&["rm", "-f", "user"]);
+    assert_eq!(w.ok(&["volume", "rm", "data"]).trim(), "data");
+    assert!(!Path::new(mountpoint).exists());
+    w.fails(&["volume", "rm", "data"], 1);
+    w.ok(&["volume", "rm", "-f", "data"]);
+    assert_eq!(w.ok(&["volume", "ls", "-q"]).trim(), "");
+}

@@ -18,6 +18,7 @@ mod system;
 mod tasks;
 mod timing;
 mod version;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -75,6 +76,10 @@ pub fn router(core: Arc<Core>) -> Router<Layers> {
         .add_service(svc!(
             berth_api::berth::v1::container_tools_server::ContainerToolsServer,
             container_tools::ContainerTools::new(core.clone())
+        ))
+        .add_service(svc!(
+            berth_api::berth::v1::volumes_server::VolumesServer,
+            volumes::Volumes::new(core.clone())
         ))
         .add_service(svc!(
             berth_api::berth::v1::images_server::ImagesServer,

@@ -8,6 +8,7 @@ mod namespace;
 mod registry;
 mod tools;
 mod version;
+mod volume;
 
 use clap::Subcommand;
 
@@ -77,6 +78,9 @@ pub enum Command {
     Export(tools::archive::ExportArgs),
     /// Import a tar archive's contents as a new file system image (image import).
     Import(tools::archive::ImportArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Manage images.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -138,6 +142,7 @@ pub async fn run(g: GlobalOptions, cmd: Command) -> anyhow::Result<i32> {
         Command::Commit(a) => tools::commit::run(&g, a).await,
         Command::Export(a) => tools::archive::export(&g, a).await,
         Command::Import(a) => tools::archive::import(&g, a).await,
+        Command::Volume(c) => volume::run(&g, c).await,
         Command::Image(c) => image::run(&g, c).await,
         Command::Images(a) => image::run(&g, I::Ls(a)).await,
         Command::Pull(a) => image::run(&g, I::Pull(a)).await,
