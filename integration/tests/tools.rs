@@ -516,3 +516,86 @@ async fn volumes_create_ls_inspect_rm_prune() {
     w.ok(&["volume", "rm", "-f", "data"]);
     assert_eq!(w.ok(&["volume", "ls", "-q"]).trim(), "");
 }
+
+#[tokio::test]
+async fn networks_create_ls_inspect_rm_prune() {
+    let w = World::new().await;
+    // Its own bridge names, deleted by their guards even when the test fails.
+    let first = TestNames::new();
+    let second = TestNames::new();
+    let bridge_opt = format!("com.docker.network.bridge.name={}", first.bridge);
+    let id = w
+        .ok(&[
+            "network",
+            "create",
+            "--label",
+            "tier=back",
+            "-o",
+            &bridge_opt,
+            "backend",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let err = w.fails(&["network", "create", "-o", &bridge_opt, "backend"], 1);
+    assert!(err.contains("backend"), "{err}");
+
+    let ls = w.ok(&["network", "ls"]);
+    assert!(ls.starts_with("NETWORK ID"), "{ls}");
+    for name in ["bridge", "host", "none", "backend"] {
+        assert!(ls.lines().any(|l| l.contains(name)), "{name} missing: {ls}");
+    }
+    assert_eq!(
+        w.ok(&["network", "ls", "-q", "--filter", "type=custom"])
+            .trim(),
+        &id[..12]
+    );
+    assert_eq!(
+        w.ok(&["network", "ls", "-q", "--no-trunc", "-f", "label=tier=back"])
+            .trim(),
+        id
+    );
+
+    // A container on it shows in inspect; removal is refused while it is there.
+    w.sleeper("member", &["--network", "backend"]);
+    let doc: Value = serde_json::from_str(&w.ok(&["network", "inspect", "backend"])).unwrap();
+    let n = &doc[0];
+    assert_eq!(n["Id"], id.as_str());
+    assert_eq!(n["Driver"], "bridge");
+    assert_eq!(n["Labels"]["tier"], "back");
+    assert!(
+        !n["IPAM"]["Config"][0]["Subnet"]
+            .as_str()
+            .unwrap()
+            .is_empty(),
+        "{n}"
+    );
+    let members: Vec<&Value> = n["Containers"].as_object().unwrap().values().collect();
+    assert_eq!(members.len(), 1, "{n}");
+    assert_eq!(members[0]["Name"], "member");
+    let err = w.fails(&["network", "rm", "backend"], 1);
+    assert!(err.contains("backend") || err.contains(&id[..12]), "{err}");
+    // connect/disconnect: a clear "not implemented", never a fake success.
+    let err = w.fails(&["network", "connect", "bridge", "member"], 1);
+    assert!(err.contains("not implemented"), "{err}");
+    let err = w.fails(&["network", "rm", "bridge"], 1);
+    assert!(err.contains("bridge"), "{err}");
+
+    // prune spares networks in use and predefined ones.
+    let bridge_opt2 = format!("com.docker.network.bridge.name={}", second.bridge);
+    w.ok(&["network", "create", "-o", &bridge_opt2, "spare"]);
+    let pruned = w.ok(&["network", "prune", "-f"]);
+    assert!(
+        pruned.contains("spare") && !pruned.contains("backend"),
+        "{pruned}"
+    );
+    w.ok(&["rm", "-f", "member"]);
+    assert_eq!(w.ok(&["network", "rm", "backend"]).trim(), "backend");
+    assert_eq!(
+        w.ok(&["network", "ls", "-q", "--filter", "type=custom"])
+            .trim(),
+        ""
+    );
+    let err = w.fails(&["network", "inspect", "backend"], 1);
+    assert!(err.contains("backend"), "{err}");
+}

@@ -13,6 +13,7 @@ mod images;
 mod introspection;
 mod leases;
 mod namespaces;
+mod networks;
 mod snapshots;
 mod system;
 mod tasks;
@@ -80,6 +81,10 @@ pub fn router(core: Arc<Core>) -> Router<Layers> {
         .add_service(svc!(
             berth_api::berth::v1::volumes_server::VolumesServer,
             volumes::Volumes::new(core.clone())
+        ))
+        .add_service(svc!(
+            berth_api::berth::v1::networks_server::NetworksServer,
+            networks::Networks::new(core.clone())
         ))
         .add_service(svc!(
             berth_api::berth::v1::images_server::ImagesServer,

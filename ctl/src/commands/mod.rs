@@ -5,6 +5,7 @@ mod events;
 pub mod image;
 mod info;
 mod namespace;
+mod network;
 mod registry;
 mod tools;
 mod version;
@@ -78,6 +79,9 @@ pub enum Command {
     Export(tools::archive::ExportArgs),
     /// Import a tar archive's contents as a new file system image (image import).
     Import(tools::archive::ImportArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
@@ -142,6 +146,7 @@ pub async fn run(g: GlobalOptions, cmd: Command) -> anyhow::Result<i32> {
         Command::Commit(a) => tools::commit::run(&g, a).await,
         Command::Export(a) => tools::archive::export(&g, a).await,
         Command::Import(a) => tools::archive::import(&g, a).await,
+        Command::Network(c) => network::run(&g, c).await,
         Command::Volume(c) => volume::run(&g, c).await,
         Command::Image(c) => image::run(&g, c).await,
         Command::Images(a) => image::run(&g, I::Ls(a)).await,
