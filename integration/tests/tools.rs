@@ -599,3 +599,86 @@ async fn networks_create_ls_inspect_rm_prune() {
     let err = w.fails(&["network", "inspect", "backend"], 1);
     assert!(err.contains("backend"), "{err}");
 }
+
+#[tokio::test]
+async fn system_events_prune_info_and_df() {
+    let w = World::new().await;
+    let bridge = TestNames::new();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+
+    // Things happen: a container's life, a volume, a network.
+    w.ok(&["run", "--name", "once", &w.busybox, "true"]);
+    w.ok(&["volume", "create", "evvol"]);
+    w.ok(&["volume", "rm", "evvol"]);
+    let bridge_opt = format!("com.docker.network.bridge.name={}", bridge.bridge);
+    w.ok(&["network", "create", "-o", &bridge_opt, "evnet"]);
+    let anon = w.ok(&["volume", "create"]).trim().to_string();
+
+    // events --since/--until replays the history and ends.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    std::thread::sleep(Duration::from_millis(1100));
+    let events = w.ok(&["system", "events", "--since", &since, "--until", &until]);
+    for want in [
+        "container create",
+        "container start",
+        "container die",
+        "volume create",
+        "volume destroy",
+        "network create",
+    ] {
+        assert!(events.contains(want), "{want} missing from:\n{events}");
+    }
+    assert!(events.contains("name=once"), "{events}");
+    let only = w.ok(&[
+        "system",
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "-f",
+        "type=volume",
+    ]);
+    assert!(
+        !only.is_empty() && only.lines().all(|l| l.contains(" volume ")),
+        "{only}"
+    );
+    let err = w.fails(
+        &["system", "events", "-f", "colour=red", "--until", &until],
+        1,
+    );
+    assert!(err.contains("colour"), "{err}");
+
+    // system prune: the stopped container, the unused network, the anonymous volume.
+    let pruned = w.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert!(pruned.contains("evnet"), "{pruned}");
+    assert!(pruned.contains(&anon), "{pruned}");
+    assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
+    assert_eq!(w.ok(&["ps", "-a", "-q"]).trim(), "");
+    assert!(
+        w.ok(&["images"]).contains("busybox"),
+        "a tagged image is kept without -a"
+    );
+
+    // info: counts and drivers; df answers not implemented.
+    let info = w.ok(&["system", "info"]);
+    for want in [
+        "Storage Driver:      overlayfs",
+        "Cgroup Driver:       cgroupfs",
+        "Volumes:",
+    ] {
+        assert!(info.contains(want), "{want} missing from:\n{info}");
+    }
+    let err = w.fails(&["system", "df"], 1);
+    assert!(err.contains("not implemented"), "{err}");
+}

@@ -1,8 +1,9 @@
-//! Volumes (and, later, networks) as docker's commands see them (berth.v1.Volumes):
+//! Volumes and system-wide verbs as docker's commands see them (berth.v1.Volumes, System):
 //! docker's filters, removal refused with the names of the containers in the way,
 //! pruning, and docker-style events. The objects themselves belong to
 //! [`volumes`](crate::volumes).
 
+pub mod system;
 pub mod volumes;
 
 use crate::error::{Error, Result};

@@ -1,9 +1,16 @@
-//! berth.v1.System: daemon-wide information for `berthctl info`.
+//! berth.v1.System: daemon-wide information for `berthctl info`, `system prune` and
+//! `system events` (delegating to `objects::system`); `system df` is not implemented.
 
 use std::sync::Arc;
 
-use berth_api::berth::v1::{InfoRequest, InfoResponse, system_server};
+use berth_api::berth::v1::{self as pb, InfoRequest, InfoResponse, system_server};
+use futures::StreamExt;
 use tonic::{Request, Response, Status};
+
+use super::namespace;
+use crate::error::Error;
+use crate::images::remove::Removed;
+use crate::objects::system as sys;
 
 use crate::core::Core;
 use crate::host;
@@ -40,7 +47,67 @@ impl system_server::System for System {
             cgroup_version: host::cgroup_version().into(),
             default_snapshotter: "overlayfs".into(),
             namespaces,
+            storage_driver: "overlayfs".into(),
+            logging_driver: "json-file".into(),
+            cgroup_driver: "cgroupfs".into(),
+            runtimes: vec!["berth".into()],
+            default_runtime: "berth".into(),
+            volumes: c.volumes.list()?.len() as u64,
+            networks: c.networks.list().map_err(Error::from)?.len() as u64,
+            log_dir: c.config.containers.log_dir.display().to_string(),
             ..Default::default()
         }))
+    }
+
+    async fn df(&self, _: Request<pb::DfRequest>) -> Result<Response<pb::DfResponse>, Status> {
+        Err(Error::Unimplemented("system df is not implemented yet".into()).into())
+    }
+
+    async fn prune(
+        &self,
+        req: Request<pb::SystemPruneRequest>,
+    ) -> Result<Response<pb::SystemPruneResponse>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let p = sys::prune(&self.core, &ns, r.all, r.volumes, &r.filters).await?;
+        use pb::removed_image::Item;
+        Ok(Response::new(pb::SystemPruneResponse {
+            containers: p.containers,
+            networks: p.networks,
+            images: p
+                .images
+                .into_iter()
+                .map(|i| pb::RemovedImage {
+                    item: Some(match i {
+                        Removed::Untagged(n) => Item::Untagged(n),
+                        Removed::Deleted(d) => Item::Deleted(d.to_string()),
+                    }),
+                })
+                .collect(),
+            volumes: p.volumes,
+            space_reclaimed: p.reclaimed,
+        }))
+    }
+
+    async fn events(
+        &self,
+        req: Request<pb::EventsRequest>,
+    ) -> Result<Response<tonic::codegen::BoxStream<pb::Event>>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let since = berth_api::time::wire_to_unix_nanos(r.since.as_ref());
+        let until = berth_api::time::wire_to_unix_nanos(r.until.as_ref());
+        let s = sys::events(&self.core, &ns, since, until, &r.filters)?.map(|e| {
+            Ok(pb::Event {
+                r#type: e.kind.as_str().into(),
+                action: e.action.clone(),
+                actor_id: e.actor.clone(),
+                attributes: e.attributes.clone().into_iter().collect(),
+                scope: "local".into(),
+                time: Some(berth_api::time::from_unix_nanos(e.time)),
+                namespace: e.namespace.clone(),
+            })
+        });
+        Ok(Response::new(Box::pin(s)))
     }
 }

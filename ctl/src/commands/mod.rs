@@ -7,6 +7,7 @@ mod info;
 mod namespace;
 mod network;
 mod registry;
+mod system;
 mod tools;
 mod version;
 mod volume;
@@ -79,6 +80,9 @@ pub enum Command {
     Export(tools::archive::ExportArgs),
     /// Import a tar archive's contents as a new file system image (image import).
     Import(tools::archive::ImportArgs),
+    /// Manage berth: disk usage, pruning, docker-style events, information.
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -146,6 +150,7 @@ pub async fn run(g: GlobalOptions, cmd: Command) -> anyhow::Result<i32> {
         Command::Commit(a) => tools::commit::run(&g, a).await,
         Command::Export(a) => tools::archive::export(&g, a).await,
         Command::Import(a) => tools::archive::import(&g, a).await,
+        Command::System(c) => system::run(&g, c).await,
         Command::Network(c) => network::run(&g, c).await,
         Command::Volume(c) => volume::run(&g, c).await,
         Command::Image(c) => image::run(&g, c).await,
