@@ -670,7 +670,7 @@ async fn system_events_prune_info_and_df() {
         "a tagged image is kept without -a"
     );
 
-    // info: counts and drivers; df answers not implemented.
+    // info: counts and drivers.
     let info = w.ok(&["system", "info"]);
     for want in [
         "Storage Driver:      overlayfs",
@@ -679,6 +679,52 @@ async fn system_events_prune_info_and_df() {
     ] {
         assert!(info.contains(want), "{want} missing from:\n{info}");
     }
-    let err = w.fails(&["system", "df"], 1);
-    assert!(err.contains("not implemented"), "{err}");
+}
+
+#[tokio::test]
+async fn system_df() {
+    let w = World::new().await;
+    w.sleeper("busy", &["-v", "dfvol:/data"]);
+    w.ok(&[
+        "exec",
+        "busy",
+        "sh",
+        "-c",
+        "head -c 100000 /bin/busybox > /data/blob; head -c 50000 /bin/busybox > /written",
+    ]);
+    w.ok(&["run", "--name", "done", &w.busybox, "true"]);
+    let df = w.ok(&["system", "df"]);
+    let lines: Vec<&str> = df.lines().collect();
+    assert!(
+        lines[0].starts_with("TYPE") && lines[0].contains("RECLAIMABLE"),
+        "{df}"
+    );
+    let row = |t: &str| -> Vec<String> {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("{t}: {df}"));
+        line[t.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    // Images: one, in use. Containers: two, one running. Volumes: one, in use, >= 100kB.
+    assert_eq!(&row("Images")[..2], ["1", "1"], "{df}");
+    assert_eq!(&row("Containers")[..2], ["2", "1"], "{df}");
+    let vols = row("Local Volumes");
+    assert_eq!(&vols[..2], ["1", "1"], "{df}");
+    assert!(vols[2].ends_with("kB") || vols[2].ends_with("MB"), "{df}");
+    assert!(lines.iter().any(|l| l.starts_with("Build Cache")), "{df}");
+    let v = w.ok(&["system", "df", "-v"]);
+    for want in [
+        "Images space usage:",
+        "Containers space usage:",
+        "Local Volumes space usage:",
+        "dfvol",
+        "busy",
+        "done",
+    ] {
+        assert!(v.contains(want), "{want} missing from:\n{v}");
+    }
 }

@@ -1,6 +1,6 @@
-//! `system prune` and `system events`: stopped containers, unused networks, dangling
+//! `system prune`, `system events` and `system df`: stopped containers, unused networks, dangling
 //! (or all unused) images and, when asked, unused anonymous volumes; and the docker
-//! event journal read with `--since`, `--until` and filters.
+//! event journal read with `--since`, `--until` and filters; disk usage.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,4 +96,89 @@ pub fn events(
             }
         }
     })
+}
+
+/// One line of `system df`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub total: i64,
+    pub active: i64,
+    pub size: i64,
+    pub reclaimable: i64,
+}
+
+/// What `system df` reports; the lists are filled only when `verbose`.
+#[derive(Debug, Default)]
+pub struct Df {
+    pub images: Usage,
+    pub containers: Usage,
+    pub volumes: Usage,
+    pub image_list: Vec<crate::images::list::Summary>,
+    pub container_list: Vec<crate::berth_containers::Summary>,
+    /// (volume, containers using it, bytes).
+    pub volume_list: Vec<(String, i64, i64)>,
+}
+
+/// Disk usage of the namespace's images and containers and of every volume. An
+/// image's size is its whole unpacked size: layers shared by several images count
+/// once per image.
+pub async fn df(core: &Arc<Core>, ns: &str, verbose: bool) -> Result<Df> {
+    let mut out = Df::default();
+    let images = crate::images::list::list(core, ns, true, &[]).await?;
+    for i in &images {
+        out.images.total += 1;
+        out.images.size += i.size;
+        if i.containers > 0 {
+            out.images.active += 1;
+        } else {
+            out.images.reclaimable += i.size;
+        }
+    }
+    let containers = crate::berth_containers::list(
+        core,
+        ns,
+        &crate::berth_containers::ListOptions {
+            all: true,
+            size: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    for c in &containers {
+        out.containers.total += 1;
+        out.containers.size += c.size_rw.max(0);
+        if c.state == "running" || c.state == "paused" {
+            out.containers.active += 1;
+        } else {
+            out.containers.reclaimable += c.size_rw.max(0);
+        }
+    }
+    let core2 = core.clone();
+    let volumes = tokio::task::spawn_blocking(move || {
+        core2.volumes.list().map(|vs| {
+            vs.into_iter()
+                .map(|v| {
+                    let size = core2.volumes.usage(&v.name).map(|s| s as i64).unwrap_or(0);
+                    (v.name, v.users.len() as i64, size)
+                })
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("volume usage task: {e}")))??;
+    for (_, users, size) in &volumes {
+        out.volumes.total += 1;
+        out.volumes.size += size;
+        if *users > 0 {
+            out.volumes.active += 1;
+        } else {
+            out.volumes.reclaimable += size;
+        }
+    }
+    if verbose {
+        out.image_list = images;
+        out.container_list = containers;
+        out.volume_list = volumes;
+    }
+    Ok(out)
 }

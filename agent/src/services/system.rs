@@ -1,5 +1,5 @@
 //! berth.v1.System: daemon-wide information for `berthctl info`, `system prune` and
-//! `system events` (delegating to `objects::system`); `system df` is not implemented.
+//! `system events` and `system df` (delegating to `objects::system`).
 
 use std::sync::Arc;
 
@@ -59,8 +59,62 @@ impl system_server::System for System {
         }))
     }
 
-    async fn df(&self, _: Request<pb::DfRequest>) -> Result<Response<pb::DfResponse>, Status> {
-        Err(Error::Unimplemented("system df is not implemented yet".into()).into())
+    async fn df(&self, req: Request<pb::DfRequest>) -> Result<Response<pb::DfResponse>, Status> {
+        let ns = namespace(&req)?;
+        let d = sys::df(&self.core, &ns, req.get_ref().verbose).await?;
+        let line = |t: &str, u: &sys::Usage| pb::DfSummary {
+            r#type: t.into(),
+            total: u.total,
+            active: u.active,
+            size: u.size,
+            reclaimable: u.reclaimable,
+            not_applicable: false,
+        };
+        Ok(Response::new(pb::DfResponse {
+            summary: vec![
+                line("Images", &d.images),
+                line("Containers", &d.containers),
+                line("Local Volumes", &d.volumes),
+                pb::DfSummary {
+                    r#type: "Build Cache".into(),
+                    not_applicable: true,
+                    ..Default::default()
+                },
+            ],
+            images: d
+                .image_list
+                .into_iter()
+                .map(|i| pb::DfImage {
+                    id: i.id.to_string(),
+                    repo_tags: i.repo_tags,
+                    created: Some(berth_api::time::from_unix_nanos(i.created)),
+                    size: i.size,
+                    shared_size: -1,
+                    unique_size: -1,
+                    containers: i.containers,
+                })
+                .collect(),
+            containers: d
+                .container_list
+                .into_iter()
+                .map(|c| pb::DfContainer {
+                    id: c.id,
+                    name: c.name,
+                    image: c.image,
+                    command: c.command,
+                    local_volumes: c.mounts.iter().filter(|m| m.kind == "volume").count() as i64,
+                    size: c.size_rw,
+                    created: Some(berth_api::time::from_unix_nanos(c.created)),
+                    status: c.status,
+                    state: c.state,
+                })
+                .collect(),
+            volumes: d
+                .volume_list
+                .into_iter()
+                .map(|(name, links, size)| pb::DfVolume { name, links, size })
+                .collect(),
+        }))
     }
 
     async fn prune(

@@ -1,5 +1,4 @@
-//! `berthctl system df|prune|events|info` over berth.v1.System (`df` answers berthd's
-//! "not implemented").
+//! `berthctl system df|prune|events|info` over berth.v1.System.
 
 use berth_api::berth::v1::system_client::SystemClient;
 use berth_api::berth::v1::{DfRequest, EventsRequest, SystemPruneRequest, removed_image};
@@ -7,11 +6,11 @@ use clap::Subcommand;
 
 use crate::commands::image::prune::confirm;
 use crate::global::{Format, GlobalOptions};
-use crate::output::{human_size, rfc3339};
+use crate::output::{human_since, human_size, nanos, print_table, rfc3339, table};
 
 #[derive(Subcommand)]
 pub enum SystemCommand {
-    /// Show disk usage (not implemented yet).
+    /// Show disk usage of images, containers and volumes.
     Df(DfArgs),
     /// Remove unused data: stopped containers, unused networks, dangling images (and
     /// unused anonymous volumes with --volumes).
@@ -59,6 +58,79 @@ pub struct EventsArgs {
     filters: Vec<String>,
 }
 
+/// `system df -v`: one table per kind.
+fn df_verbose(d: &berth_api::berth::v1::DfResponse) -> anyhow::Result<()> {
+    println!("Images space usage:\n");
+    let mut t = table(&[
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED",
+        "SIZE",
+        "CONTAINERS",
+    ]);
+    for i in &d.images {
+        let short: String =
+            i.id.trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect();
+        let created = human_since(nanos(i.created.as_ref()));
+        let tags = if i.repo_tags.is_empty() {
+            vec!["<none>:<none>".to_string()]
+        } else {
+            i.repo_tags.clone()
+        };
+        for tag in tags {
+            let (repo, t2) = tag.rsplit_once(':').unwrap_or((&tag, "<none>"));
+            t.add_row(vec![
+                repo.to_string(),
+                t2.to_string(),
+                short.clone(),
+                created.clone(),
+                human_size(i.size),
+                i.containers.to_string(),
+            ]);
+        }
+    }
+    print_table(&t);
+    println!("\nContainers space usage:\n");
+    let mut t = table(&[
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "LOCAL VOLUMES",
+        "SIZE",
+        "CREATED",
+        "STATUS",
+        "NAMES",
+    ]);
+    for c in &d.containers {
+        t.add_row(vec![
+            c.id.chars().take(12).collect(),
+            c.image.clone(),
+            format!("\"{}\"", c.command),
+            c.local_volumes.to_string(),
+            human_size(c.size),
+            human_since(nanos(c.created.as_ref())),
+            c.status.clone(),
+            c.name.clone(),
+        ]);
+    }
+    print_table(&t);
+    println!("\nLocal Volumes space usage:\n");
+    let mut t = table(&["VOLUME NAME", "LINKS", "SIZE"]);
+    for v in &d.volumes {
+        t.add_row(vec![
+            v.name.clone(),
+            v.links.to_string(),
+            human_size(v.size),
+        ]);
+    }
+    print_table(&t);
+    Ok(())
+}
+
 /// A time as docker's `--since`/`--until` take it.
 fn parse_time(v: &str) -> anyhow::Result<prost_types::Timestamp> {
     let nanos: i64 = if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
@@ -88,7 +160,37 @@ pub async fn run(g: &GlobalOptions, cmd: SystemCommand) -> anyhow::Result<i32> {
     match cmd {
         SystemCommand::Info => crate::commands::info::run(g).await?,
         SystemCommand::Df(a) => {
-            c.df(DfRequest { verbose: a.verbose }).await?;
+            let d = c.df(DfRequest { verbose: a.verbose }).await?.into_inner();
+            if g.format == Format::Json {
+                for l in &d.summary {
+                    println!(
+                        "{}",
+                        serde_json::json!({"Type": l.r#type, "TotalCount": l.total,
+                            "Active": l.active, "Size": human_size(l.size),
+                            "Reclaimable": human_size(l.reclaimable)})
+                    );
+                }
+                return Ok(0);
+            }
+            if a.verbose {
+                return df_verbose(&d).map(|()| 0);
+            }
+            let mut t = table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+            for l in &d.summary {
+                let pct = if l.size > 0 {
+                    format!(" ({}%)", l.reclaimable * 100 / l.size)
+                } else {
+                    String::new()
+                };
+                t.add_row(vec![
+                    l.r#type.clone(),
+                    l.total.to_string(),
+                    l.active.to_string(),
+                    human_size(l.size),
+                    format!("{}{pct}", human_size(l.reclaimable)),
+                ]);
+            }
+            print_table(&t);
         }
         SystemCommand::Prune(a) => {
             let mut what = vec![
