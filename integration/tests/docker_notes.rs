@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use berth_integration::fixtures;
 use berth_integration::procs::Output;
 use berth_integration::{Daemon, DaemonOptions, Registry, TestNames};
-use serde_json::Value;
 
 static SUBNETS: AtomicU32 = AtomicU32::new(0);
 

@@ -601,7 +601,7 @@ async fn networks_create_ls_inspect_rm_prune() {
 }
 
 #[tokio::test]
-async fn system_events_prune_info_and_df() {
+async fn system_events_prune_and_info() {
     let w = World::new().await;
     let bridge = TestNames::new();
     let since = std::time::SystemTime::now()
