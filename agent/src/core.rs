@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::events::Exchange;
 use crate::gc::{Collector, LeasesGc, Trigger};
 use crate::images::{Images, ImagesGc};
+use crate::journal::Journal;
 use crate::metadata::Metadata;
 use crate::namespaces::Namespaces;
 use crate::network::Networks;
@@ -36,6 +37,8 @@ pub struct Core {
     /// Container networking (bridges, addresses, ports, name resolution).
     pub networks: Arc<Networks>,
     pub volumes: Volumes,
+    /// docker-style events (`berthctl events`): recent history and live subscribers.
+    pub journal: Journal,
     /// berth's own (docker-style) containers.
     pub berth: BerthContainers,
     /// The registry client of pulls, pushes, searches and logins.
@@ -96,6 +99,7 @@ impl Core {
         Ok(Arc::new(Core {
             networks,
             volumes,
+            journal: Journal::new(),
             berth,
             namespaces: Namespaces::new(metadata.clone(), events.clone()),
             containers,

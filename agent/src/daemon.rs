@@ -110,6 +110,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) ->
     let core = Core::open(config)?;
     core.tasks.recover().await;
     crate::berth_containers::recover(&core).await;
+    // docker-style events for `berthctl system events`, from now on.
+    let _journal = crate::journal::start(&core);
     let listener = bind(&address, core.config.grpc.gid).await?;
     let _socket = SocketGuard(address.clone());
     let gc = core.gc.start();

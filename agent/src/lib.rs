@@ -3,6 +3,7 @@
 
 pub mod berth_containers;
 pub mod config;
+pub mod container_tools;
 pub mod content;
 pub mod core;
 pub mod daemon;
@@ -15,10 +16,12 @@ pub mod gc;
 pub mod host;
 pub mod identifiers;
 pub mod images;
+pub mod journal;
 pub mod labels;
 pub mod metadata;
 pub mod namespaces;
 pub mod network;
+pub mod objects;
 pub mod observability;
 pub mod plugins;
 pub mod services;

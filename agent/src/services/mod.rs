@@ -3,6 +3,7 @@
 
 mod berth_containers;
 mod berth_images;
+mod container_tools;
 mod containers;
 mod content;
 mod convert;
@@ -12,11 +13,13 @@ mod images;
 mod introspection;
 mod leases;
 mod namespaces;
+mod networks;
 mod snapshots;
 mod system;
 mod tasks;
 mod timing;
 mod version;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -70,6 +73,18 @@ pub fn router(core: Arc<Core>) -> Router<Layers> {
         .add_service(svc!(
             berth_api::berth::v1::containers_server::ContainersServer,
             berth_containers::Containers::new(core.clone())
+        ))
+        .add_service(svc!(
+            berth_api::berth::v1::container_tools_server::ContainerToolsServer,
+            container_tools::ContainerTools::new(core.clone())
+        ))
+        .add_service(svc!(
+            berth_api::berth::v1::volumes_server::VolumesServer,
+            volumes::Volumes::new(core.clone())
+        ))
+        .add_service(svc!(
+            berth_api::berth::v1::networks_server::NetworksServer,
+            networks::Networks::new(core.clone())
         ))
         .add_service(svc!(
             berth_api::berth::v1::images_server::ImagesServer,

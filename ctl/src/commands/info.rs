@@ -20,6 +20,10 @@ pub async fn run(g: &GlobalOptions) -> anyhow::Result<()> {
             "namespaces": i.namespaces, "images": i.images, "containers": i.containers,
             "containers_running": i.containers_running, "containers_paused": i.containers_paused,
             "containers_stopped": i.containers_stopped,
+            "storage_driver": i.storage_driver, "logging_driver": i.logging_driver,
+            "cgroup_driver": i.cgroup_driver, "runtimes": i.runtimes,
+            "default_runtime": i.default_runtime, "volumes": i.volumes,
+            "networks": i.networks, "log_dir": i.log_dir,
         });
         return crate::output::print_json(&v);
     }
@@ -31,7 +35,14 @@ pub async fn run(g: &GlobalOptions) -> anyhow::Result<()> {
     println!(" Stopped:            {}", i.containers_stopped);
     println!("Images:              {}", i.images);
     println!("Namespaces:          {}", i.namespaces.join(", "));
+    println!("Volumes:             {}", i.volumes);
+    println!("Networks:            {}", i.networks);
     println!("Snapshotter:         {}", i.default_snapshotter);
+    println!("Storage Driver:      {}", i.storage_driver);
+    println!("Logging Driver:      {}", i.logging_driver);
+    println!("Cgroup Driver:       {}", i.cgroup_driver);
+    println!("Runtimes:            {}", i.runtimes.join(" "));
+    println!("Default Runtime:     {}", i.default_runtime);
     println!("Cgroup Version:      {}", i.cgroup_version);
     println!("Kernel Version:      {}", i.kernel);
     println!("Operating System:    {}", i.os);
@@ -43,6 +54,7 @@ pub async fn run(g: &GlobalOptions) -> anyhow::Result<()> {
     );
     println!("Root Dir:            {}", i.root);
     println!("State Dir:           {}", i.state);
+    println!("Log Dir:             {}", i.log_dir);
     println!("API Socket:          {}", i.address);
     println!("Daemon PID:          {}", i.pid);
     println!("Started:             {}", time_text(i.started_at.as_ref()));

@@ -5,8 +5,12 @@ mod events;
 pub mod image;
 mod info;
 mod namespace;
+mod network;
 mod registry;
+mod system;
+mod tools;
 mod version;
+mod volume;
 
 use clap::Subcommand;
 
@@ -60,6 +64,31 @@ pub enum Command {
     Rm(container::remove::RmArgs),
     /// Display detailed information on containers or images.
     Inspect(container::inspect::InspectArgs),
+    /// Display the running processes of a container (container top).
+    Top(tools::inspect::TopArgs),
+    /// Display a live stream of container resource usage (container stats).
+    Stats(tools::stats::StatsArgs),
+    /// List port mappings of a container (container port).
+    Port(tools::inspect::PortArgs),
+    /// Copy files between a container and the local file system (container cp).
+    Cp(tools::cp::CpArgs),
+    /// Inspect changes to files on a container's file system (container diff).
+    Diff(tools::inspect::DiffArgs),
+    /// Create a new image from a container's changes (container commit).
+    Commit(tools::commit::CommitArgs),
+    /// Export a container's file system as a tar archive (container export).
+    Export(tools::archive::ExportArgs),
+    /// Import a tar archive's contents as a new file system image (image import).
+    Import(tools::archive::ImportArgs),
+    /// Manage berth: disk usage, pruning, docker-style events, information.
+    #[command(subcommand)]
+    System(system::SystemCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Manage images.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -113,6 +142,17 @@ pub async fn run(g: GlobalOptions, cmd: Command) -> anyhow::Result<i32> {
         Command::Info => info::run(&g).await.map(|()| 0),
         Command::Namespace(c) => namespace::run(&g, c).await,
         Command::Events(a) => events::run(&g, a).await.map(|()| 0),
+        Command::Top(a) => tools::inspect::top(&g, a).await,
+        Command::Stats(a) => tools::stats::run(&g, a).await,
+        Command::Port(a) => tools::inspect::port(&g, a).await,
+        Command::Cp(a) => tools::cp::run(&g, a).await,
+        Command::Diff(a) => tools::inspect::diff(&g, a).await,
+        Command::Commit(a) => tools::commit::run(&g, a).await,
+        Command::Export(a) => tools::archive::export(&g, a).await,
+        Command::Import(a) => tools::archive::import(&g, a).await,
+        Command::System(c) => system::run(&g, c).await,
+        Command::Network(c) => network::run(&g, c).await,
+        Command::Volume(c) => volume::run(&g, c).await,
         Command::Image(c) => image::run(&g, c).await,
         Command::Images(a) => image::run(&g, I::Ls(a)).await,
         Command::Pull(a) => image::run(&g, I::Pull(a)).await,

@@ -1,0 +1,235 @@
+//! berth.v1.Networks: converts and delegates to [`network`](crate::network), with
+//! docker's `network ls` filters and a `network` event for each creation and removal.
+//! Connecting a running container to another network is not implemented yet.
+
+use std::sync::Arc;
+
+use berth_api::berth::v1::{self as pb, networks_server};
+use tonic::{Request, Response, Status};
+
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::journal::{Kind, attrs};
+use crate::network::{NetworkCreate, NetworkDetails};
+use crate::objects::{label_matches, parse_filters};
+
+pub struct Networks {
+    core: Arc<Core>,
+}
+
+impl Networks {
+    pub fn new(core: Arc<Core>) -> Self {
+        Networks { core }
+    }
+}
+
+fn network_out(d: NetworkDetails) -> pb::Network {
+    let n = d.network;
+    pb::Network {
+        id: n.id,
+        name: n.name,
+        driver: n.driver.as_str().into(),
+        bridge: n.bridge,
+        subnet: n.subnet.map(|s| s.to_string()).unwrap_or_default(),
+        gateway: n.gateway.map(|g| g.to_string()).unwrap_or_default(),
+        mtu: n.mtu,
+        labels: n.labels.into_iter().collect(),
+        predefined: n.predefined,
+        created: Some(berth_api::time::from_unix_nanos(n.created_at)),
+        endpoints: d
+            .endpoints
+            .into_iter()
+            .map(|e| pb::NetworkEndpoint {
+                namespace: e.namespace,
+                container_id: e.container,
+                container_name: e.name,
+                ip: e.ip.to_string(),
+                prefix_len: e.prefix_len.into(),
+                mac: e.mac,
+                ifname: e.ifname,
+                aliases: e.aliases,
+            })
+            .collect(),
+    }
+}
+
+/// Whether a network passes docker's `network ls` filters.
+fn matches(d: &NetworkDetails, filters: &[(&str, &str)]) -> Result<bool> {
+    let n = &d.network;
+    for (k, v) in filters {
+        let ok = match *k {
+            "name" => n.name.contains(v),
+            "id" => n.id.starts_with(v),
+            "driver" => n.driver.as_str() == *v,
+            "label" => label_matches(&n.labels, v),
+            "type" => match *v {
+                "custom" => !n.predefined,
+                "builtin" => n.predefined,
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid filter 'type={v}' (custom or builtin)"
+                    )));
+                }
+            },
+            _ => match *v {
+                "true" | "1" => d.endpoints.is_empty() && !n.predefined,
+                "false" | "0" => !d.endpoints.is_empty() || n.predefined,
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid filter 'dangling={v}' (true or false)"
+                    )));
+                }
+            },
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn parse_opt<T: std::str::FromStr>(what: &str, v: &str) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|e| Error::InvalidArgument(format!("invalid {what} {v:?}: {e}")))
+}
+
+#[tonic::async_trait]
+impl networks_server::Networks for Networks {
+    async fn create(
+        &self,
+        req: Request<pb::CreateNetworkRequest>,
+    ) -> std::result::Result<Response<pb::CreateNetworkResponse>, Status> {
+        let r = req.into_inner();
+        let create = NetworkCreate {
+            name: r.name,
+            driver: r.driver,
+            subnet: parse_opt("subnet", &r.subnet)?,
+            gateway: parse_opt("gateway", &r.gateway)?,
+            bridge: (!r.bridge.is_empty()).then_some(r.bridge),
+            mtu: (r.mtu > 0).then_some(r.mtu),
+            labels: r.labels.into_iter().collect(),
+        };
+        let n = self
+            .core
+            .networks
+            .create(&create)
+            .await
+            .map_err(Error::from)?;
+        self.core.journal.emit(
+            "",
+            Kind::Network,
+            "create",
+            &n.id,
+            attrs([("name", n.name.as_str()), ("type", n.driver.as_str())]),
+        );
+        Ok(Response::new(pb::CreateNetworkResponse { id: n.id }))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListNetworksRequest>,
+    ) -> std::result::Result<Response<pb::ListNetworksResponse>, Status> {
+        let r = req.into_inner();
+        let filters = parse_filters(
+            &r.filters,
+            &["name", "id", "driver", "label", "type", "dangling"],
+        )?;
+        let mut out = Vec::new();
+        for n in self.core.networks.list().map_err(Error::from)? {
+            let d = self.core.networks.inspect(&n.id).map_err(Error::from)?;
+            if matches(&d, &filters)? {
+                out.push(network_out(d));
+            }
+        }
+        Ok(Response::new(pb::ListNetworksResponse { networks: out }))
+    }
+
+    async fn inspect(
+        &self,
+        req: Request<pb::InspectNetworkRequest>,
+    ) -> std::result::Result<Response<pb::InspectNetworkResponse>, Status> {
+        let d = self
+            .core
+            .networks
+            .inspect(&req.get_ref().id)
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::InspectNetworkResponse {
+            network: Some(network_out(d)),
+        }))
+    }
+
+    async fn remove(
+        &self,
+        req: Request<pb::RemoveNetworkRequest>,
+    ) -> std::result::Result<Response<pb::RemoveNetworkResponse>, Status> {
+        let n = self
+            .core
+            .networks
+            .remove(&req.get_ref().id)
+            .await
+            .map_err(Error::from)?;
+        self.core.journal.emit(
+            "",
+            Kind::Network,
+            "destroy",
+            &n.id,
+            attrs([("name", n.name.as_str()), ("type", n.driver.as_str())]),
+        );
+        Ok(Response::new(pb::RemoveNetworkResponse {}))
+    }
+
+    async fn prune(
+        &self,
+        req: Request<pb::PruneNetworksRequest>,
+    ) -> std::result::Result<Response<pb::PruneNetworksResponse>, Status> {
+        if let Some(f) = req.get_ref().filters.first() {
+            return Err(Error::Unimplemented(format!(
+                "network prune filter {f:?}: filters are not implemented yet"
+            ))
+            .into());
+        }
+        let deleted = self.core.networks.prune().await.map_err(Error::from)?;
+        for name in &deleted {
+            self.core.journal.emit(
+                "",
+                Kind::Network,
+                "destroy",
+                name,
+                attrs([("name", name.as_str())]),
+            );
+        }
+        Ok(Response::new(pb::PruneNetworksResponse { deleted }))
+    }
+
+    async fn connect_container(
+        &self,
+        req: Request<pb::ConnectNetworkRequest>,
+    ) -> std::result::Result<Response<pb::ConnectNetworkResponse>, Status> {
+        let r = req.get_ref();
+        Err(Error::Unimplemented(format!(
+            "network connect {} {}: connecting a created container to another network is not implemented yet; \
+             give --network at run",
+            r.network, r.container
+        ))
+        .into())
+    }
+
+    async fn disconnect_container(
+        &self,
+        req: Request<pb::DisconnectNetworkRequest>,
+    ) -> std::result::Result<Response<pb::DisconnectNetworkResponse>, Status> {
+        let r = req.get_ref();
+        Err(Error::Unimplemented(format!(
+            "network disconnect {} {}: not implemented yet",
+            r.network, r.container
+        ))
+        .into())
+    }
+}

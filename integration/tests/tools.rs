@@ -1,0 +1,730 @@
+//! berth's container tools end to end through `berthctl` against a real berthd: `top`,
+//! `stats --no-stream`, `port`, `diff`, `cp` both ways (and a tar that tries to leave
+//! the target refused), `commit` with `-a -m -c`, `export` and `import`. Each test has
+//! its own berthd, registry, namespace, bridge, subnet and cgroup parent.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_integration::fixtures;
+use berth_integration::procs::Output;
+use berth_integration::{Daemon, DaemonOptions, Registry, TestNames};
+use serde_json::Value;
+
+static SUBNETS: AtomicU32 = AtomicU32::new(0);
+
+/// A /23 unlikely to be used by another test on this machine.
+fn subnet() -> (String, String) {
+    let n = SUBNETS.fetch_add(1, Ordering::Relaxed);
+    let seed = std::process::id()
+        .wrapping_mul(2_246_822_519)
+        .wrapping_add(n * 7907);
+    let a = 120 + (seed % 30);
+    let b = ((seed / 30) % 127) * 2;
+    (format!("10.{a}.{b}.0/24"), format!("10.{a}.{}.0/24", b + 1))
+}
+
+/// One test's world; the daemon goes before the names are cleaned.
+struct World {
+    daemon: Daemon,
+    _registry: Registry,
+    names: TestNames,
+    ns: String,
+    busybox: String,
+    scratch: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        let names = TestNames::new();
+        let (default_subnet, pool) = subnet();
+        let registry = Registry::start().unwrap();
+        registry.push(fixtures::busybox(), "busybox:v1").unwrap();
+        let config = format!(
+            r#"
+[network]
+bridge = "{bridge}"
+subnet = "{default_subnet}"
+ip_forward = false
+default_address_pools = [{{ base = "{pool}", size = 26 }}]
+[containers]
+log_dir = "@DIR@/logs"
+cgroup_parent = "{cgroup}"
+stop_timeout = 5
+"#,
+            bridge = names.bridge,
+            cgroup = names.cgroup_parent,
+        );
+        let daemon = Daemon::start_with(DaemonOptions {
+            config: Some(config),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let ns = daemon.namespace();
+        let w = World {
+            busybox: registry.reference("busybox:v1"),
+            daemon,
+            _registry: registry,
+            names,
+            ns,
+            scratch: tempfile::tempdir().unwrap(),
+        };
+        w.ok(&["pull", "-q", &w.busybox]);
+        w
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-n", self.ns.as_str()];
+        all.extend_from_slice(args);
+        self.daemon.run_berthctl(all).unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.success(),
+            "berthctl {args:?} failed: {out:?}\n--- daemon log ---\n{}",
+            tail(&self.daemon.log())
+        );
+        out.stdout
+    }
+
+    /// A command that must fail with `code`; its standard error.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.ctl(args);
+        assert_eq!(out.status.code(), Some(code), "berthctl {args:?}: {out:?}");
+        out.stderr
+    }
+
+    fn sleeper(&self, name: &str, extra: &[&str]) -> String {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&self.busybox, "sleep", "1000"]);
+        let id = self.ok(&args).trim().to_string();
+        eventually(&format!("{name} to run"), || {
+            let v: Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+            v[0]["State"]["Running"] == true
+        });
+        id
+    }
+}
+
+/// Every process in the cgroup tree `parent` (this test's own), any hierarchy.
+fn processes_in_cgroup(parent: &str) -> Vec<u32> {
+    fn walk(dir: &Path, out: &mut Vec<u32>) {
+        if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+            out.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for top in ["pids", "memory", "unified", ""] {
+        walk(
+            &Path::new("/sys/fs/cgroup").join(top).join(parent),
+            &mut out,
+        );
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.daemon.stop();
+        for _ in 0..50 {
+            let pids = processes_in_cgroup(&self.names.cgroup_parent);
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                berth_integration::procs::signal(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn tail(s: &str) -> &str {
+    let start = s.len().saturating_sub(6000);
+    let mut i = start;
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    &s[i..]
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn top_stats_port_and_diff() {
+    let w = World::new().await;
+    let id = w.sleeper("web", &["-p", "127.0.0.1::80"]);
+
+    // top: docker's -ef columns, the container's process.
+    let top = w.ok(&["top", "web"]);
+    let first = top.lines().next().unwrap();
+    assert!(
+        first.starts_with("UID") && first.contains("PID") && first.contains("CMD"),
+        "{top}"
+    );
+    assert!(top.contains("sleep 1000"), "{top}");
+    let custom = w.ok(&["top", "web", "-o", "pid,comm"]);
+    assert!(
+        custom.contains("COMMAND") && custom.contains("sleep"),
+        "{custom}"
+    );
+
+    // stats: one sample, the container's line.
+    let stats = w.ok(&["stats", "--no-stream"]);
+    assert!(stats.starts_with("CONTAINER ID"), "{stats}");
+    let line = stats.lines().find(|l| l.contains("web")).unwrap();
+    assert!(line.starts_with(&id[..12]) && line.contains('%'), "{stats}");
+    assert!(line.trim_end().ends_with('1'), "one pid: {stats}");
+
+    // port: the random host port on 127.0.0.1.
+    let port = w.ok(&["port", "web"]);
+    let (left, right) = port.trim().split_once(" -> ").unwrap();
+    assert_eq!(left, "80/tcp");
+    let host_port: u16 = right.strip_prefix("127.0.0.1:").unwrap().parse().unwrap();
+    assert!(host_port > 0);
+    assert_eq!(w.ok(&["port", "web", "80"]).trim(), right);
+    w.fails(&["port", "web", "81/udp"], 125);
+
+    // diff: an added file, a changed directory, a deleted file.
+    w.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "echo hi > /etc/added && rm /bin/true",
+    ]);
+    let diff = w.ok(&["diff", "web"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    for want in ["C /etc", "A /etc/added", "C /bin", "D /bin/true"] {
+        assert!(lines.contains(&want), "{want} missing from:\n{diff}");
+    }
+
+    // A stopped container: diff still answers, top refuses clearly.
+    w.ok(&["stop", "-t", "1", "web"]);
+    assert!(w.ok(&["diff", "web"]).contains("A /etc/added"));
+    let err = w.fails(&["top", "web"], 1);
+    assert!(err.contains("not running"), "{err}");
+    let err = w.fails(&["top", "nosuch"], 1);
+    assert!(err.contains("nosuch"), "{err}");
+}
+
+#[tokio::test]
+async fn cp_both_ways_and_refuses_escapes() {
+    let w = World::new().await;
+    w.sleeper("box", &[]);
+    let dir = w.scratch.path();
+
+    // Host to container: a file into a directory, a file to a new name, a tree.
+    std::fs::write(dir.join("note.txt"), "from the host\n").unwrap();
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("sub/leaf"), "leaf\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", tree.join("link")).unwrap();
+    let note = dir.join("note.txt").display().to_string();
+    w.ok(&["cp", &note, "box:/tmp"]);
+    w.ok(&["cp", &note, "box:/tmp/renamed.txt"]);
+    w.ok(&["cp", &tree.display().to_string(), "box:/opt"]);
+    // Into an existing directory: under the source's name.
+    w.ok(&["cp", &tree.display().to_string(), "box:/tmp"]);
+    let cat = w.ok(&[
+        "exec",
+        "box",
+        "cat",
+        "/tmp/note.txt",
+        "/tmp/renamed.txt",
+        "/opt/sub/leaf",
+        "/tmp/tree/sub/leaf",
+    ]);
+    assert_eq!(cat, "from the host\nfrom the host\nleaf\nleaf\n");
+    // The symlink travels as a symlink, not as the host's file.
+    let ls = w.ok(&["exec", "box", "ls", "-l", "/tmp/tree/link"]);
+    assert!(
+        ls.starts_with('l') && ls.trim_end().ends_with("-> /etc/passwd"),
+        "{ls}"
+    );
+
+    // Container to host: a file into a directory, to a new name, a tree, a tar.
+    w.ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "mkdir -p /data/in && echo inside > /data/in/f",
+    ]);
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    w.ok(&["cp", "box:/data/in/f", &out.display().to_string()]);
+    assert_eq!(std::fs::read_to_string(out.join("f")).unwrap(), "inside\n");
+    let renamed = out.join("g");
+    w.ok(&["cp", "box:/data/in/f", &renamed.display().to_string()]);
+    assert_eq!(std::fs::read_to_string(&renamed).unwrap(), "inside\n");
+    let copied = out.join("copy-of-data");
+    w.ok(&["cp", "box:/data", &copied.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(copied.join("in/f")).unwrap(),
+        "inside\n"
+    );
+    let tar = w.ctl(&["cp", "box:/data/in/f", "-"]);
+    assert!(tar.success(), "{tar:?}");
+    assert!(tar.stdout.contains("inside"), "a tar holding f");
+
+    // A symlink in the container pointing at the host's root stays inside the container.
+    w.ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "ln -s / /escape && echo jail > /jail",
+    ]);
+    w.ok(&[
+        "cp",
+        "box:/escape/jail",
+        &out.join("j").display().to_string(),
+    ]);
+    assert_eq!(std::fs::read_to_string(out.join("j")).unwrap(), "jail\n");
+
+    // A tar with an entry leaving the target is refused; nothing lands outside.
+    let mut bad = Vec::new();
+    {
+        let mut h = [0u8; 512];
+        let name = b"../../escaped";
+        h[..name.len()].copy_from_slice(name);
+        h[100..107].copy_from_slice(b"0000644");
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(b"00000000005");
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        bad.extend_from_slice(&h);
+        let mut body = b"evil\n".to_vec();
+        body.resize(512, 0);
+        bad.extend_from_slice(&body);
+        bad.extend_from_slice(&[0u8; 1024]);
+    }
+    let mut cmd = w.daemon.berthctl().unwrap();
+    cmd.args(["-n", &w.ns, "cp", "-", "box:/tmp"]);
+    let out = berth_integration::procs::run(&mut cmd, Some(&bad), Duration::from_secs(60)).unwrap();
+    assert!(!out.success(), "{out:?}");
+    let ls = w.ctl(&["exec", "box", "ls", "/escaped"]);
+    assert!(!ls.success(), "the entry escaped: {ls:?}");
+
+    // Errors name what is missing.
+    let err = w.fails(&["cp", "box:/nope", &out_str(dir)], 1);
+    assert!(err.contains("/nope"), "{err}");
+    w.fails(&["cp", &note, &note], 125);
+    let _ = std::io::stdout().flush();
+}
+
+fn out_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[tokio::test]
+async fn commit_export_and_import() {
+    let w = World::new().await;
+    w.sleeper("src", &[]);
+    w.ok(&["exec", "src", "sh", "-c", "echo committed > /hello"]);
+
+    // commit -a -m -c: a new image with the change and the new config.
+    let id = w
+        .ok(&[
+            "commit",
+            "-a",
+            "Tester <t@example.com>",
+            "-m",
+            "add hello",
+            "-c",
+            r#"CMD ["cat", "/hello"]"#,
+            "-c",
+            "ENV MARK=yes",
+            "src",
+            "snap:v1",
+        ])
+        .trim()
+        .to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    let images = w.ok(&["images"]);
+    assert!(images.contains("snap") && images.contains("v1"), "{images}");
+    let doc: Value = serde_json::from_str(&w.ok(&["image", "inspect", "snap:v1"])).unwrap();
+    let img = &doc[0];
+    assert_eq!(img["Author"], "Tester <t@example.com>", "{img}");
+    assert_eq!(img["Comment"], "add hello", "{img}");
+    assert_eq!(img["Config"]["Cmd"], serde_json::json!(["cat", "/hello"]));
+    assert!(
+        img["Config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "MARK=yes"),
+        "{img}"
+    );
+    // The container ran on, not paused for good.
+    w.ok(&["exec", "src", "true"]);
+    assert_eq!(w.ok(&["run", "--rm", "snap:v1"]), "committed\n");
+    // A bad instruction is refused before anything is made.
+    let err = w.fails(&["commit", "-c", "ONBUILD RUN x", "src", "bad:v1"], 1);
+    assert!(err.to_lowercase().contains("onbuild"), "{err}");
+
+    // export -o: the container's whole file system; import it as a new image.
+    let tar = w.scratch.path().join("src.tar");
+    w.ok(&["export", "-o", &tar.display().to_string(), "src"]);
+    let bytes = std::fs::read(&tar).unwrap();
+    assert!(bytes.len() > 100_000, "export is {} bytes", bytes.len());
+    let id2 = w
+        .ok(&[
+            "import",
+            "-m",
+            "from export",
+            "-c",
+            r#"CMD ["cat", "/hello"]"#,
+            &tar.display().to_string(),
+            "flat:v1",
+        ])
+        .trim()
+        .to_string();
+    assert!(id2.starts_with("sha256:"), "{id2}");
+    assert_eq!(w.ok(&["run", "--rm", "flat:v1"]), "committed\n");
+    let doc: Value = serde_json::from_str(&w.ok(&["image", "inspect", "flat:v1"])).unwrap();
+    assert_eq!(
+        doc[0]["RootFS"]["Layers"].as_array().unwrap().len(),
+        1,
+        "{doc}"
+    );
+    // Standard input as the source.
+    let mut cmd = w.daemon.berthctl().unwrap();
+    cmd.args(["-n", &w.ns, "import", "-", "piped:v1"]);
+    let out =
+        berth_integration::procs::run(&mut cmd, Some(&bytes), Duration::from_secs(120)).unwrap();
+    assert!(out.success(), "{out:?}");
+    assert_eq!(
+        w.ok(&["run", "--rm", "piped:v1", "cat", "/hello"]),
+        "committed\n"
+    );
+    // Export to stdout is refused only on a terminal; a missing container is an error.
+    let err = w.fails(&["export", "-o", &tar.display().to_string(), "nosuch"], 1);
+    assert!(err.contains("nosuch"), "{err}");
+}
+
+#[tokio::test]
+async fn volumes_create_ls_inspect_rm_prune() {
+    let w = World::new().await;
+    assert_eq!(
+        w.ok(&["volume", "create", "--label", "team=a", "data"])
+            .trim(),
+        "data"
+    );
+    // Idempotent, as docker's.
+    assert_eq!(w.ok(&["volume", "create", "data"]).trim(), "data");
+    let anon = w.ok(&["volume", "create"]).trim().to_string();
+    assert_eq!(anon.len(), 64, "{anon}");
+    let ls = w.ok(&["volume", "ls"]);
+    assert!(
+        ls.starts_with("DRIVER") && ls.contains("VOLUME NAME"),
+        "{ls}"
+    );
+    assert!(
+        ls.contains("local") && ls.contains("data") && ls.contains(&anon),
+        "{ls}"
+    );
+    assert_eq!(
+        w.ok(&["volume", "ls", "-q", "--filter", "label=team=a"])
+            .trim(),
+        "data"
+    );
+    let err = w.fails(&["volume", "ls", "--filter", "colour=red"], 1);
+    assert!(err.contains("colour"), "{err}");
+    let err = w.fails(&["volume", "create", "-d", "nfs", "remote"], 1);
+    assert!(err.contains("nfs"), "{err}");
+
+    // A container writes through the volume; inspect shows where and how much.
+    w.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        &w.busybox,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    let doc: Value = serde_json::from_str(&w.ok(&["volume", "inspect", "data"])).unwrap();
+    let v = &doc[0];
+    assert_eq!(v["Name"], "data");
+    assert_eq!(v["Driver"], "local");
+    assert_eq!(v["Labels"]["team"], "a");
+    let mountpoint = v["Mountpoint"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(Path::new(mountpoint).join("f")).unwrap(),
+        "kept\n"
+    );
+    assert!(v["UsageData"]["Size"].as_i64().unwrap() >= 5, "{v}");
+    let err = w.fails(&["volume", "inspect", "nosuch"], 1);
+    assert!(err.contains("nosuch"), "{err}");
+
+    // In use: removal refused, naming the container.
+    let id = w.sleeper("user", &["-v", "data:/data"]);
+    let err = w.fails(&["volume", "rm", "data"], 1);
+    assert!(err.contains("in use") && err.contains(&id), "{err}");
+    assert_eq!(
+        w.ok(&["volume", "ls", "-q", "--filter", "dangling=false"])
+            .trim(),
+        "data"
+    );
+    // prune: only the unused anonymous volume; with -a the named ones too, never in use.
+    let pruned = w.ok(&["volume", "prune", "-f"]);
+    assert!(
+        pruned.contains(&anon) && !pruned.contains("data\n"),
+        "{pruned}"
+    );
+    assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
+    w.ok(&["volume", "create", "spare"]);
+    let pruned = w.ok(&["volume", "prune", "-f", "-a"]);
+    assert!(
+        pruned.contains("spare") && !pruned.contains("data\n"),
+        "{pruned}"
+    );
+    w.ok(&["rm", "-f", "user"]);
+    assert_eq!(w.ok(&["volume", "rm", "data"]).trim(), "data");
+    assert!(!Path::new(mountpoint).exists());
+    w.fails(&["volume", "rm", "data"], 1);
+    w.ok(&["volume", "rm", "-f", "data"]);
+    assert_eq!(w.ok(&["volume", "ls", "-q"]).trim(), "");
+}
+
+#[tokio::test]
+async fn networks_create_ls_inspect_rm_prune() {
+    let w = World::new().await;
+    // Its own bridge names, deleted by their guards even when the test fails.
+    let first = TestNames::new();
+    let second = TestNames::new();
+    let bridge_opt = format!("com.docker.network.bridge.name={}", first.bridge);
+    let id = w
+        .ok(&[
+            "network",
+            "create",
+            "--label",
+            "tier=back",
+            "-o",
+            &bridge_opt,
+            "backend",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let err = w.fails(&["network", "create", "-o", &bridge_opt, "backend"], 1);
+    assert!(err.contains("backend"), "{err}");
+
+    let ls = w.ok(&["network", "ls"]);
+    assert!(ls.starts_with("NETWORK ID"), "{ls}");
+    for name in ["bridge", "host", "none", "backend"] {
+        assert!(ls.lines().any(|l| l.contains(name)), "{name} missing: {ls}");
+    }
+    assert_eq!(
+        w.ok(&["network", "ls", "-q", "--filter", "type=custom"])
+            .trim(),
+        &id[..12]
+    );
+    assert_eq!(
+        w.ok(&["network", "ls", "-q", "--no-trunc", "-f", "label=tier=back"])
+            .trim(),
+        id
+    );
+
+    // A container on it shows in inspect; removal is refused while it is there.
+    w.sleeper("member", &["--network", "backend"]);
+    let doc: Value = serde_json::from_str(&w.ok(&["network", "inspect", "backend"])).unwrap();
+    let n = &doc[0];
+    assert_eq!(n["Id"], id.as_str());
+    assert_eq!(n["Driver"], "bridge");
+    assert_eq!(n["Labels"]["tier"], "back");
+    assert!(
+        !n["IPAM"]["Config"][0]["Subnet"]
+            .as_str()
+            .unwrap()
+            .is_empty(),
+        "{n}"
+    );
+    let members: Vec<&Value> = n["Containers"].as_object().unwrap().values().collect();
+    assert_eq!(members.len(), 1, "{n}");
+    assert_eq!(members[0]["Name"], "member");
+    let err = w.fails(&["network", "rm", "backend"], 1);
+    assert!(err.contains("backend") || err.contains(&id[..12]), "{err}");
+    // connect/disconnect: a clear "not implemented", never a fake success.
+    let err = w.fails(&["network", "connect", "bridge", "member"], 1);
+    assert!(err.contains("not implemented"), "{err}");
+    let err = w.fails(&["network", "rm", "bridge"], 1);
+    assert!(err.contains("bridge"), "{err}");
+
+    // prune spares networks in use and predefined ones.
+    let bridge_opt2 = format!("com.docker.network.bridge.name={}", second.bridge);
+    w.ok(&["network", "create", "-o", &bridge_opt2, "spare"]);
+    let pruned = w.ok(&["network", "prune", "-f"]);
+    assert!(
+        pruned.contains("spare") && !pruned.contains("backend"),
+        "{pruned}"
+    );
+    w.ok(&["rm", "-f", "member"]);
+    assert_eq!(w.ok(&["network", "rm", "backend"]).trim(), "backend");
+    assert_eq!(
+        w.ok(&["network", "ls", "-q", "--filter", "type=custom"])
+            .trim(),
+        ""
+    );
+    let err = w.fails(&["network", "inspect", "backend"], 1);
+    assert!(err.contains("backend"), "{err}");
+}
+
+#[tokio::test]
+async fn system_events_prune_and_info() {
+    let w = World::new().await;
+    let bridge = TestNames::new();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+
+    // Things happen: a container's life, a volume, a network.
+    w.ok(&["run", "--name", "once", &w.busybox, "true"]);
+    w.ok(&["volume", "create", "evvol"]);
+    w.ok(&["volume", "rm", "evvol"]);
+    let bridge_opt = format!("com.docker.network.bridge.name={}", bridge.bridge);
+    w.ok(&["network", "create", "-o", &bridge_opt, "evnet"]);
+    let anon = w.ok(&["volume", "create"]).trim().to_string();
+
+    // events --since/--until replays the history and ends.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    std::thread::sleep(Duration::from_millis(1100));
+    let events = w.ok(&["system", "events", "--since", &since, "--until", &until]);
+    for want in [
+        "container create",
+        "container start",
+        "container die",
+        "volume create",
+        "volume destroy",
+        "network create",
+    ] {
+        assert!(events.contains(want), "{want} missing from:\n{events}");
+    }
+    assert!(events.contains("name=once"), "{events}");
+    let only = w.ok(&[
+        "system",
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "-f",
+        "type=volume",
+    ]);
+    assert!(
+        !only.is_empty() && only.lines().all(|l| l.contains(" volume ")),
+        "{only}"
+    );
+    let err = w.fails(
+        &["system", "events", "-f", "colour=red", "--until", &until],
+        1,
+    );
+    assert!(err.contains("colour"), "{err}");
+
+    // system prune: the stopped container, the unused network, the anonymous volume.
+    let pruned = w.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert!(pruned.contains("evnet"), "{pruned}");
+    assert!(pruned.contains(&anon), "{pruned}");
+    assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
+    assert_eq!(w.ok(&["ps", "-a", "-q"]).trim(), "");
+    assert!(
+        w.ok(&["images"]).contains("busybox"),
+        "a tagged image is kept without -a"
+    );
+
+    // info: counts and drivers.
+    let info = w.ok(&["system", "info"]);
+    for want in [
+        "Storage Driver:      overlayfs",
+        "Cgroup Driver:       cgroupfs",
+        "Volumes:",
+    ] {
+        assert!(info.contains(want), "{want} missing from:\n{info}");
+    }
+}
+
+#[tokio::test]
+async fn system_df() {
+    let w = World::new().await;
+    w.sleeper("busy", &["-v", "dfvol:/data"]);
+    w.ok(&[
+        "exec",
+        "busy",
+        "sh",
+        "-c",
+        "head -c 100000 /bin/busybox > /data/blob; head -c 50000 /bin/busybox > /written",
+    ]);
+    w.ok(&["run", "--name", "done", &w.busybox, "true"]);
+    let df = w.ok(&["system", "df"]);
+    let lines: Vec<&str> = df.lines().collect();
+    assert!(
+        lines[0].starts_with("TYPE") && lines[0].contains("RECLAIMABLE"),
+        "{df}"
+    );
+    let row = |t: &str| -> Vec<String> {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("{t}: {df}"));
+        line[t.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    // Images: one, in use. Containers: two, one running. Volumes: one, in use, >= 100kB.
+    assert_eq!(&row("Images")[..2], ["1", "1"], "{df}");
+    assert_eq!(&row("Containers")[..2], ["2", "1"], "{df}");
+    let vols = row("Local Volumes");
+    assert_eq!(&vols[..2], ["1", "1"], "{df}");
+    assert!(vols[2].ends_with("kB") || vols[2].ends_with("MB"), "{df}");
+    assert!(lines.iter().any(|l| l.starts_with("Build Cache")), "{df}");
+    let v = w.ok(&["system", "df", "-v"]);
+    for want in [
+        "Images space usage:",
+        "Containers space usage:",
+        "Local Volumes space usage:",
+        "dfvol",
+        "busy",
+        "done",
+    ] {
+        assert!(v.contains(want), "{want} missing from:\n{v}");
+    }
+}
