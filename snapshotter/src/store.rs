@@ -410,3 +410,63 @@ impl Store {
         self.blocking(|s| s.cleanup()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> Populate {
+        Box::new(|dir: &Path, _: &[PathBuf]| {
+            fs::create_dir(dir.join("fs")).map_err(|e| Error::io("mkdir fs", e))?;
+            fs::write(dir.join("fs/file"), b"x").map_err(|e| Error::io("write", e))
+        })
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn remove_frees_the_directory_at_once_and_deletes_it_in_the_background() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let s = store
+            .create(Kind::Active, "a", None, Labels::new(), empty())
+            .unwrap();
+        let dir = store.dir(s.id);
+        assert!(dir.join("fs/file").exists());
+        store.remove("a").unwrap();
+        assert!(
+            !dir.exists(),
+            "the id's directory is gone when remove returns"
+        );
+        assert!(store.get("a").is_err());
+        store.cleanup().unwrap();
+        assert!(entries(&tmp.path().join("snapshots")).is_empty());
+    }
+
+    #[test]
+    fn open_reclaims_trash_and_orphans_left_by_a_crash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = {
+            let store = Store::open(tmp.path()).unwrap();
+            store
+                .create(Kind::Active, "kept", None, Labels::new(), empty())
+                .unwrap()
+                .id
+        };
+        let snapshots = tmp.path().join("snapshots");
+        for orphan in ["trash-9-1", "77", "new-abc"] {
+            fs::create_dir_all(snapshots.join(orphan).join("fs/deep")).unwrap();
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        store.inner.reaper.wait_idle();
+        assert_eq!(entries(&snapshots), vec![live.to_string()]);
+        assert!(store.get("kept").is_ok());
+    }
+}
