@@ -13,6 +13,7 @@ mod overlay;
 mod snapshotter;
 mod store;
 pub mod testsuite;
+mod trash;
 mod types;
 
 pub use digest::Digested;

@@ -5,8 +5,10 @@
 //! `snapshots/<id>` inside the metadata write transaction that creates its record; a crash
 //! before that transaction commits leaves only a directory without a record, which
 //! [`Store::cleanup`] removes (and which a later create with the same id replaces). Removal
-//! deletes the record first and the directory after; a crash in between leaves an orphan
-//! directory, again reclaimed by cleanup.
+//! deletes the record first (one durable commit), then renames the directory to
+//! `snapshots/trash-*` and leaves the unlinks to a background thread ([`crate::trash`]);
+//! a crash in between leaves an orphan or trash directory, which the next open (and
+//! cleanup) reclaims, so a removed snapshot never comes back and its files never leak.
 
 use std::collections::HashSet;
 use std::fs;
@@ -17,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::fsutil::sync_dir;
 use crate::metastore::{MetaStore, Snapshot, check_key, check_labels};
+use crate::trash::Reaper;
 use crate::types::{Info, Kind, Labels, Usage};
 
 /// Prefix of directories of snapshots being built.
@@ -36,6 +39,8 @@ struct Inner {
     meta: MetaStore,
     /// Names of `new-*` directories being built right now (cleanup must not touch them).
     building: Mutex<HashSet<String>>,
+    /// Deletes removed snapshots' directories in the background.
+    reaper: Reaper,
 }
 
 /// Builds a new snapshot's directory: called with the temporary directory and the parent
@@ -57,14 +62,21 @@ impl Store {
             }
         }
         let meta = MetaStore::open(&root.join("metadata.redb"))?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
                 snapshots,
                 meta,
                 building: Mutex::new(HashSet::new()),
+                reaper: Reaper::default(),
             }),
-        })
+        };
+        // What an interrupted run left (orphans of creates and removes, trash not yet
+        // deleted) goes now, in the background; nothing is being built yet.
+        for dir in store.collect_orphans()? {
+            store.inner.reaper.push(dir);
+        }
+        Ok(store)
     }
 
     /// The root directory.
@@ -200,26 +212,69 @@ impl Store {
         self.inner.meta.commit(name, key, labels, usage)
     }
 
-    /// Removes the record, then the directory.
+    /// Removes the record (durably), then moves the directory to the trash, whose files a
+    /// background thread deletes.
     pub fn remove(&self, key: &str) -> Result<()> {
         let id = self.inner.meta.remove(key)?;
         let dir = self.dir(id);
-        if let Err(e) = fs::remove_dir_all(&dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %dir.display(), error = %e, "cannot remove snapshot directory; cleanup will");
+        let to = self.trash_name(&id.to_string());
+        match fs::rename(&dir, &to) {
+            Ok(()) => self.inner.reaper.push(to),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::debug!(path = %dir.display(), error = %e, "cannot move snapshot directory to the trash; removing it now");
+                if let Err(e) = fs::remove_dir_all(&dir)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(path = %dir.display(), error = %e, "cannot remove snapshot directory; cleanup will");
+                }
+            }
         }
         Ok(())
     }
 
-    /// Removes every directory under `snapshots/` that belongs to no snapshot.
-    ///
-    /// Under the metadata write lock, orphans are renamed to `trash-*` (so that a create
-    /// reusing an orphan's id cannot race with the deletion); they are deleted afterwards.
+    /// A fresh `snapshots/trash-<name>-<stamp>` path.
+    fn trash_name(&self, name: &str) -> PathBuf {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        self.inner
+            .snapshots
+            .join(format!("{TRASH_PREFIX}{name}-{stamp}"))
+    }
+
+    /// Removes every directory under `snapshots/` that belongs to no snapshot, and waits
+    /// for the background deletion of removed snapshots.
     pub fn cleanup(&self) -> Result<()> {
+        for dir in self.collect_orphans()? {
+            if self.inner.reaper.owns(&dir) {
+                continue;
+            }
+            tracing::info!(path = %dir.display(), "removing orphan snapshot directory");
+            let removed = if dir.is_dir() {
+                fs::remove_dir_all(&dir)
+            } else {
+                fs::remove_file(&dir)
+            };
+            if let Err(e) = removed
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Error::io(format!("remove {}", dir.display()), e));
+            }
+        }
+        self.inner.reaper.wait_idle();
+        Ok(())
+    }
+
+    /// Renames every directory under `snapshots/` that belongs to no snapshot to
+    /// `trash-*` and returns the trash (including earlier trash).
+    ///
+    /// This runs under the metadata write lock, so that a create reusing an orphan's id
+    /// cannot race with the deletion.
+    fn collect_orphans(&self) -> Result<Vec<PathBuf>> {
         let snapshots = &self.inner.snapshots;
-        let trash = self
-            .inner
+        self.inner
             .meta
             .with_write_lock(|ids| -> Result<Vec<PathBuf>> {
                 let building = self
@@ -240,11 +295,7 @@ impl Store {
                     if live || building.contains(&name) {
                         continue;
                     }
-                    let stamp = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_nanos();
-                    let to = snapshots.join(format!("{TRASH_PREFIX}{name}-{stamp}"));
+                    let to = self.trash_name(&name);
                     fs::rename(entry.path(), &to).map_err(|e| {
                         Error::io(
                             format!("rename {} to {}", entry.path().display(), to.display()),
@@ -254,21 +305,7 @@ impl Store {
                     trash.push(to);
                 }
                 Ok(trash)
-            })??;
-        for dir in trash {
-            tracing::info!(path = %dir.display(), "removing orphan snapshot directory");
-            let removed = if dir.is_dir() {
-                fs::remove_dir_all(&dir)
-            } else {
-                fs::remove_file(&dir)
-            };
-            if let Err(e) = removed
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                return Err(Error::io(format!("remove {}", dir.display()), e));
-            }
-        }
-        Ok(())
+            })?
     }
 }
 
@@ -371,5 +408,65 @@ impl Store {
 
     pub async fn cleanup_async(&self) -> Result<()> {
         self.blocking(|s| s.cleanup()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> Populate {
+        Box::new(|dir: &Path, _: &[PathBuf]| {
+            fs::create_dir(dir.join("fs")).map_err(|e| Error::io("mkdir fs", e))?;
+            fs::write(dir.join("fs/file"), b"x").map_err(|e| Error::io("write", e))
+        })
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn remove_frees_the_directory_at_once_and_deletes_it_in_the_background() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let s = store
+            .create(Kind::Active, "a", None, Labels::new(), empty())
+            .unwrap();
+        let dir = store.dir(s.id);
+        assert!(dir.join("fs/file").exists());
+        store.remove("a").unwrap();
+        assert!(
+            !dir.exists(),
+            "the id's directory is gone when remove returns"
+        );
+        assert!(store.get("a").is_err());
+        store.cleanup().unwrap();
+        assert!(entries(&tmp.path().join("snapshots")).is_empty());
+    }
+
+    #[test]
+    fn open_reclaims_trash_and_orphans_left_by_a_crash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = {
+            let store = Store::open(tmp.path()).unwrap();
+            store
+                .create(Kind::Active, "kept", None, Labels::new(), empty())
+                .unwrap()
+                .id
+        };
+        let snapshots = tmp.path().join("snapshots");
+        for orphan in ["trash-9-1", "77", "new-abc"] {
+            fs::create_dir_all(snapshots.join(orphan).join("fs/deep")).unwrap();
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        store.inner.reaper.wait_idle();
+        assert_eq!(entries(&snapshots), vec![live.to_string()]);
+        assert!(store.get("kept").is_ok());
     }
 }

@@ -19,7 +19,9 @@ fn grammar() -> &'static Regex {
         let domain =
             format!(r"(?:{domain_part}(?:\.{domain_part})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?");
         let component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-        let tag = r"[\w][\w.-]{0,127}";
+        // ASCII word characters, as docker's grammar means them. A Unicode `\w` repeated
+        // 127 times compiles to a 7 MiB automaton that berthd would keep forever.
+        let tag = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
         let digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
         Regex::new(&format!(
             r"^(?P<repo>(?:{domain}/)?{component}(?:/{component})*)(?::{tag})?(?:@{digest})?$"
@@ -107,6 +109,7 @@ mod tests {
             "trailing/",
             "a//b",
             "img:-bad",
+            "img:t\u{e9}",
             "-img",
             &format!("x:{}", "t".repeat(129)),
             &"a".repeat(600),

@@ -1,5 +1,7 @@
 //! Typed access to redb tables: string keys, JSON values, prefix scans.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use redb::{ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -76,20 +78,30 @@ impl ReadTx {
     }
 }
 
-/// A write transaction; reads see its own writes.
-pub struct WriteTx(redb::WriteTransaction);
+/// A write transaction; reads see its own writes. One that changed nothing ends without
+/// a commit (a redb commit is a durable write and an fsync even when empty).
+pub struct WriteTx(redb::WriteTransaction, AtomicBool);
 
 impl WriteTx {
     pub(super) fn new(tx: redb::WriteTransaction) -> Self {
-        WriteTx(tx)
+        WriteTx(tx, AtomicBool::new(false))
+    }
+
+    fn changed(&self) {
+        self.1.store(true, Ordering::Relaxed);
     }
 
     pub(super) fn commit(self) -> Result<()> {
-        self.0.commit()?;
+        if self.1.load(Ordering::Relaxed) {
+            self.0.commit()?;
+        } else {
+            self.0.abort()?;
+        }
         Ok(())
     }
 
     pub(super) fn create(&self, table: Table) -> Result<()> {
+        self.changed();
         self.0.open_table(table)?;
         Ok(())
     }
@@ -103,13 +115,18 @@ impl WriteTx {
     /// Stores `value` under `key`, replacing any record.
     pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value)?;
+        self.changed();
         self.0.open_table(table)?.insert(key, bytes.as_slice())?;
         Ok(())
     }
 
     /// Removes `key`; true if it existed.
     pub fn remove(&self, table: Table, key: &str) -> Result<bool> {
-        Ok(self.0.open_table(table)?.remove(key)?.is_some())
+        let removed = self.0.open_table(table)?.remove(key)?.is_some();
+        if removed {
+            self.changed();
+        }
+        Ok(removed)
     }
 
     /// Every record whose key starts with `prefix`, keyed by the rest of the key.
@@ -141,6 +158,9 @@ impl WriteTx {
             }
             keys
         };
+        if !keys.is_empty() {
+            self.changed();
+        }
         for k in &keys {
             t.remove(k.as_str())?;
         }

@@ -160,7 +160,12 @@ impl Snapshotter_ {
         })
     }
 
+    /// Creates the namespace record on the first snapshot in it. The common case (it
+    /// exists) is a read: a write transaction would cost a durable commit per call.
     fn ensure_namespace(&self) -> Result<()> {
+        if self.md.read(|tx| tx.namespace_exists(&self.ns))? {
+            return Ok(());
+        }
         self.md.write(|tx| tx.ensure_namespace(&self.ns))
     }
 
