@@ -19,6 +19,7 @@ use berth_api::berth::v1::containers_client::ContainersClient;
 use berth_api::client::NsChannel;
 use clap::Subcommand;
 
+use crate::commands::tools;
 use crate::global::GlobalOptions;
 
 /// The client of berth.v1.Containers.
@@ -70,6 +71,20 @@ pub enum ContainerCommand {
     Rm(remove::RmArgs),
     /// Remove all stopped containers.
     Prune(remove::PruneArgs),
+    /// Display the running processes of a container.
+    Top(tools::inspect::TopArgs),
+    /// Display a live stream of container resource usage.
+    Stats(tools::stats::StatsArgs),
+    /// List port mappings of a container.
+    Port(tools::inspect::PortArgs),
+    /// Copy files between a container and the local file system.
+    Cp(tools::cp::CpArgs),
+    /// Inspect changes to files on a container's file system.
+    Diff(tools::inspect::DiffArgs),
+    /// Create a new image from a container's changes.
+    Commit(tools::commit::CommitArgs),
+    /// Export a container's file system as a tar archive.
+    Export(tools::archive::ExportArgs),
 }
 
 /// Runs a container command; returns the exit code.
@@ -93,6 +108,13 @@ pub async fn run(g: &GlobalOptions, cmd: ContainerCommand) -> anyhow::Result<i32
         C::Inspect(a) => inspect::run(g, a, false).await,
         C::Rm(a) => remove::run(g, a).await,
         C::Prune(a) => remove::prune(g, a).await,
+        C::Top(a) => tools::inspect::top(g, a).await,
+        C::Stats(a) => tools::stats::run(g, a).await,
+        C::Port(a) => tools::inspect::port(g, a).await,
+        C::Cp(a) => tools::cp::run(g, a).await,
+        C::Diff(a) => tools::inspect::diff(g, a).await,
+        C::Commit(a) => tools::commit::run(g, a).await,
+        C::Export(a) => tools::archive::export(g, a).await,
     }
 }
 
@@ -130,5 +152,17 @@ mod tests {
     #[test]
     fn flags_do_not_clash_with_the_global_ones() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_tools_are_verbs_of_the_container_noun_too() {
+        for verb in ["top", "stats", "port", "cp", "diff", "commit", "export"] {
+            assert!(
+                Cli::command().find_subcommand(verb).is_some(),
+                "container {verb}"
+            );
+        }
+        let cli = Cli::try_parse_from(["c", "cp", "web:/etc/hosts", "-"]).unwrap();
+        assert!(matches!(cli.command, ContainerCommand::Cp(_)));
     }
 }

@@ -53,6 +53,8 @@ pub enum ImageCommand {
     Load(archive::LoadArgs),
     /// Remove unused images.
     Prune(prune::PruneArgs),
+    /// Import a tar archive's contents as a new file system image.
+    Import(crate::commands::tools::archive::ImportArgs),
 }
 
 /// Runs an image command; returns the exit code.
@@ -66,6 +68,7 @@ pub async fn run(g: &GlobalOptions, cmd: ImageCommand) -> anyhow::Result<i32> {
         ImageCommand::Inspect(a) => inspect::run(g, a).await,
         ImageCommand::History(a) => history::run(g, a).await,
         ImageCommand::Save(a) => archive::save(g, a).await,
+        ImageCommand::Import(a) => crate::commands::tools::archive::import(g, a).await,
         ImageCommand::Load(a) => archive::load(g, a).await,
         ImageCommand::Prune(a) => prune::run(g, a).await,
     }
