@@ -34,8 +34,8 @@ pub struct Store {
 impl Store {
     pub fn open(md: Arc<Metadata>) -> Result<Store> {
         md.write(|tx| {
-            tx.any(RECORDS, "")?;
-            tx.any(NAMES, "")?;
+            tx.create(RECORDS)?;
+            tx.create(NAMES)?;
             Ok(())
         })?;
         Ok(Store { md })

@@ -100,7 +100,9 @@ impl WriteTx {
         Ok(())
     }
 
-    pub(super) fn create(&self, table: Table) -> Result<()> {
+    /// Creates `table` if it does not exist yet (opening a table in a write transaction
+    /// creates it, but only a transaction that counts as changed is committed).
+    pub fn create(&self, table: Table) -> Result<()> {
         self.changed();
         self.0.open_table(table)?;
         Ok(())

@@ -323,7 +323,7 @@ impl Networks {
         let s = &self.settings;
         write(&self.md, |tx| {
             for t in records::TABLES {
-                tx.any(t, "")?;
+                tx.create(t)?;
             }
             let all = tx.networks()?;
             for (name, driver) in [

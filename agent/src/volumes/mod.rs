@@ -60,7 +60,7 @@ impl Volumes {
         let dir = root.join("volumes");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        md.write(|tx| tx.any(VOLUMES, "").map(|_| ()))?;
+        md.write(|tx| tx.create(VOLUMES))?;
         Ok(Volumes { md, dir })
     }
 
