@@ -1,7 +1,9 @@
 //! berth's container tools end to end through `berthctl` against a real berthd: `top`,
 //! `stats --no-stream`, `port`, `diff`, `cp` both ways (and a tar that tries to leave
-//! the target refused), `commit` with `-a -m -c`, `export` and `import`. Each test has
-//! its own berthd, registry, namespace, bridge, subnet and cgroup parent.
+//! the target refused), `commit` with `-a -m -c`, `export` and `import`; volumes,
+//! networks (with `network connect|disconnect` on running and created containers, and
+//! across a berthd restart) and the system verbs. Each test has its own berthd,
+//! registry, namespace, bridge, subnet and cgroup parent.
 
 use std::io::Write;
 use std::path::Path;
@@ -575,9 +577,9 @@ async fn networks_create_ls_inspect_rm_prune() {
     assert_eq!(members[0]["Name"], "member");
     let err = w.fails(&["network", "rm", "backend"], 1);
     assert!(err.contains("backend") || err.contains(&id[..12]), "{err}");
-    // connect/disconnect: a clear "not implemented", never a fake success.
-    let err = w.fails(&["network", "connect", "bridge", "member"], 1);
-    assert!(err.contains("not implemented"), "{err}");
+    // A container is connected to its own network once.
+    let err = w.fails(&["network", "connect", "backend", "member"], 1);
+    assert!(err.contains("already exists in network backend"), "{err}");
     let err = w.fails(&["network", "rm", "bridge"], 1);
     assert!(err.contains("bridge"), "{err}");
 
@@ -598,6 +600,128 @@ async fn networks_create_ls_inspect_rm_prune() {
     );
     let err = w.fails(&["network", "inspect", "backend"], 1);
     assert!(err.contains("backend"), "{err}");
+}
+
+/// The IPv4 addresses of a container's interface, from inside it ("" when it has none).
+fn addresses(w: &World, container: &str, ifname: &str) -> String {
+    let out = w.ctl(&["exec", container, "ip", "-o", "-4", "addr", "show", ifname]);
+    out.stdout
+        .split_whitespace()
+        .skip_while(|f| *f != "inet")
+        .nth(1)
+        .unwrap_or("")
+        .to_string()
+}
+
+fn members(w: &World, network: &str) -> Vec<String> {
+    let doc: Value = serde_json::from_str(&w.ok(&["network", "inspect", network])).unwrap();
+    let mut names: Vec<String> = doc[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|m| m["Name"].as_str().unwrap_or("").to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn network_connect_and_disconnect() {
+    let mut w = World::new().await;
+    let front = TestNames::new();
+    let bridge_opt = format!("com.docker.network.bridge.name={}", front.bridge);
+    w.ok(&["network", "create", "-o", &bridge_opt, "front"]);
+    let doc: Value = serde_json::from_str(&w.ok(&["network", "inspect", "front"])).unwrap();
+    let subnet = doc[0]["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base: std::net::Ipv4Addr = subnet.split('/').next().unwrap().parse().unwrap();
+    let fixed = std::net::Ipv4Addr::from(u32::from(base) + 40).to_string();
+
+    // A running container on the default bridge joins front as eth1, with an alias;
+    // a container of front reaches it by name and by alias.
+    w.sleeper("app", &[]);
+    w.sleeper("peer", &["--network", "front"]);
+    assert_eq!(addresses(&w, "app", "eth1"), "");
+    assert_eq!(
+        w.ok(&["network", "connect", "--alias", "web", "front", "app"]),
+        ""
+    );
+    let app_ip = addresses(&w, "app", "eth1");
+    assert!(!app_ip.is_empty(), "app has no eth1 address");
+    assert_eq!(members(&w, "front"), ["app", "peer"]);
+    for name in ["app", "web", app_ip.split('/').next().unwrap()] {
+        let out = w.ok(&["exec", "peer", "ping", "-c", "1", "-W", "5", name]);
+        assert!(out.contains("1 packets received"), "ping {name}: {out}");
+    }
+    // app's default route stays on the bridge.
+    let routes = w.ok(&["exec", "app", "ip", "route"]);
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.starts_with("default") && l.contains("eth0")),
+        "{routes}"
+    );
+
+    // docker's errors, exit code 1.
+    let err = w.fails(&["network", "connect", "front", "app"], 1);
+    assert!(err.contains("already exists in network front"), "{err}");
+    let err = w.fails(&["network", "connect", "nosuchnet", "app"], 1);
+    assert!(
+        err.contains("nosuchnet") && err.contains("not found"),
+        "{err}"
+    );
+    let err = w.fails(&["network", "connect", "front", "nosuchbox"], 1);
+    assert!(err.contains("No such container: nosuchbox"), "{err}");
+    let err = w.fails(&["network", "connect", "--ip", &fixed, "bridge", "peer"], 1);
+    assert!(err.contains("user defined networks only"), "{err}");
+    let err = w.fails(&["network", "connect", "host", "app"], 1);
+    assert!(err.contains("host network"), "{err}");
+
+    // A created container: recorded, attached at start with its fixed address, and
+    // again at every start.
+    w.ok(&["create", "--name", "late", &w.busybox, "sleep", "1000"]);
+    let err = w.fails(&["network", "disconnect", "front", "late"], 1);
+    assert!(err.contains("is not connected to network front"), "{err}");
+    assert_eq!(w.ok(&["network", "disconnect", "-f", "front", "late"]), "");
+    w.ok(&["network", "connect", "--ip", &fixed, "front", "late"]);
+    w.ok(&["start", "late"]);
+    assert_eq!(
+        addresses(&w, "late", "eth1"),
+        format!("{fixed}/{}", subnet.split('/').nth(1).unwrap())
+    );
+    w.ok(&["stop", "-t", "1", "late"]);
+    w.ok(&["start", "late"]);
+    assert!(addresses(&w, "late", "eth1").starts_with(&format!("{fixed}/")));
+    let out = w.ok(&["exec", "late", "ping", "-c", "1", "-W", "5", "peer"]);
+    assert!(out.contains("1 packets received"), "{out}");
+
+    // The connections survive a berthd restart.
+    w.daemon.restart().await.unwrap();
+    assert_eq!(addresses(&w, "app", "eth1"), app_ip);
+    assert_eq!(members(&w, "front"), ["app", "late", "peer"]);
+
+    // Disconnect: the interface goes, the others' hosts files forget the alias.
+    assert_eq!(w.ok(&["network", "disconnect", "front", "app"]), "");
+    assert_eq!(addresses(&w, "app", "eth1"), "");
+    assert_eq!(members(&w, "front"), ["late", "peer"]);
+    let hosts = w.ok(&["exec", "peer", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("web"), "{hosts}");
+    let err = w.fails(&["network", "disconnect", "front", "app"], 1);
+    assert!(err.contains("is not connected to network front"), "{err}");
+    // Leaving the network mode's own network keeps the connected one, across starts.
+    w.ok(&["network", "disconnect", "bridge", "late"]);
+    assert_eq!(addresses(&w, "late", "eth0"), "");
+    w.ok(&["restart", "-t", "1", "late"]);
+    assert_eq!(addresses(&w, "late", "eth0"), "");
+    assert!(addresses(&w, "late", "eth1").starts_with(&format!("{fixed}/")));
+    // Its last network is refused clearly.
+    let err = w.fails(&["network", "disconnect", "front", "late"], 1);
+    assert!(err.contains("last network"), "{err}");
+
+    w.ok(&["rm", "-f", "app", "peer", "late"]);
+    w.ok(&["network", "rm", "front"]);
 }
 
 #[tokio::test]

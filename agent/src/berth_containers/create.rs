@@ -203,6 +203,8 @@ pub async fn create(core: &Arc<Core>, ns: &str, req: CreateRequest) -> Result<Cr
         log_path: berth.log_path(ns, &id),
         snapshotter: snapshotter.clone(),
         mounts: mount_points,
+        connected: Vec::new(),
+        mode_disconnected: false,
     };
     let undo_mounts =
         |core: &Arc<Core>| mounts::release(&core.volumes, &user_key, &rec.mounts, true);

@@ -135,6 +135,24 @@ fn network_settings(core: &Core, ns: &str, rec: &Record) -> Value {
                 .unwrap_or_default();
             networks.insert(mode.to_string(), json!({"NetworkID": id, "IPAddress": ""}));
         }
+    } else {
+        // Not running: the networks it will join at start, without addresses.
+        let mode = super::network::mode(&rec.host_config);
+        if !rec.mode_disconnected && !mode.starts_with("container:") {
+            let id = names
+                .iter()
+                .find(|(id, n)| n.as_str() == mode || id.as_str() == mode)
+                .map(|(id, _)| id.clone())
+                .unwrap_or_default();
+            networks.insert(mode.to_string(), json!({"NetworkID": id, "IPAddress": ""}));
+        }
+        for c in &rec.connected {
+            let name = names.get(&c.network).cloned().unwrap_or(c.network.clone());
+            networks.insert(
+                name,
+                json!({"NetworkID": c.network, "Aliases": c.aliases, "IPAddress": ""}),
+            );
+        }
     }
     let sandbox_key = core
         .networks

@@ -19,6 +19,7 @@
 //! for `wait`, a pending restart, and the fan-out of its output to attached clients.
 
 mod attach;
+mod connect;
 mod create;
 mod exec;
 mod exit;
@@ -54,12 +55,15 @@ use berth_shim::spec_defaults::IdRange;
 use tokio::sync::watch;
 
 pub use attach::{AttachEnd, AttachEvent, AttachInput, AttachRequest, Attached, attach};
+pub use connect::{Changed, ConnectRequest, connect, disconnect};
 pub use create::{CreateRequest, Created, create};
 pub use exec::{ExecEvent, ExecRequest, ExecSession, exec};
 pub use inspect::inspect;
 pub use list::{ListOptions, Port, Summary, list};
 pub use logs::{LogFrame, LogOptions, logs};
-pub use model::{ContainerConfig, HostConfig, MountPoint, Record, RestartPolicy, State, Status};
+pub use model::{
+    Connection, ContainerConfig, HostConfig, MountPoint, Record, RestartPolicy, State, Status,
+};
 pub use pause::{pause, unpause};
 pub use recover::recover;
 pub use remove::{prune, remove};

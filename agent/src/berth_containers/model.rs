@@ -266,6 +266,24 @@ pub struct Record {
     /// the ID.
     pub snapshotter: String,
     pub mounts: Vec<MountPoint>,
+    /// Networks joined with `network connect` beyond the network mode's own; each start
+    /// connects them again.
+    pub connected: Vec<Connection>,
+    /// The network mode's own network was left with `network disconnect`: each start
+    /// attaches it (it carries the published ports and links) and then leaves it.
+    pub mode_disconnected: bool,
+}
+
+/// A network a container was connected to with `network connect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Connection {
+    /// The network's ID.
+    pub network: String,
+    /// A fixed address (`--ip`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    pub aliases: Vec<String>,
 }
 
 impl Record {

@@ -1,8 +1,8 @@
 //! A container's networking through the network subsystem: checking the network flags
 //! at create, and at start pinning a network namespace under the container's state
 //! directory *before* the task exists, attaching it (bridge, user network, `none`,
-//! `host`, `container:X`; ports, links, extra hosts, DNS, hostname), and taking it all
-//! down again at exit.
+//! `host`, `container:X`; ports, links, extra hosts, DNS, hostname) and connecting the
+//! networks of `network connect`, and taking it all down again at exit.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -186,18 +186,24 @@ pub async fn setup(core: &Arc<Core>, ns: &str, rec: &Record) -> Result<Setup> {
     // A namespace left by a crash is replaced.
     netns::remove(&path)?;
     netns::create(&path)?;
-    match core.networks.attach(ns, &rec.id, &path, &req).await {
-        Ok(ep) => Ok(Setup {
-            netns: NetNs::Path(path.clone()),
-            files: ep.files,
-        }),
+    let ep = match core.networks.attach(ns, &rec.id, &path, &req).await {
+        Ok(ep) => ep,
         Err(e) => {
             if let Err(rm) = netns::remove(&path) {
                 tracing::warn!(container = %rec.id, error = %rm, "remove network namespace");
             }
-            Err(e.into())
+            return Err(e.into());
         }
+    };
+    // The networks joined with `network connect`.
+    if let Err(e) = super::connect::restore(core, ns, rec).await {
+        teardown(core, ns, &rec.id).await;
+        return Err(e);
     }
+    Ok(Setup {
+        netns: NetNs::Path(path.clone()),
+        files: ep.files,
+    })
 }
 
 /// Takes the container's networking down (idempotent).

@@ -1,12 +1,16 @@
 //! berth.v1.Networks: converts and delegates to [`network`](crate::network), with
-//! docker's `network ls` filters and a `network` event for each creation and removal.
-//! Connecting a running container to another network is not implemented yet.
+//! docker's `network ls` filters and a `network` event for each creation, removal,
+//! connection and disconnection. `connect`/`disconnect` delegate to
+//! [`berth_containers`](crate::berth_containers), which keeps them in the container's
+//! record.
 
 use std::sync::Arc;
 
 use berth_api::berth::v1::{self as pb, networks_server};
 use tonic::{Request, Response, Status};
 
+use super::namespace;
+use crate::berth_containers::{self, Changed, ConnectRequest};
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::journal::{Kind, attrs};
@@ -20,6 +24,23 @@ pub struct Networks {
 impl Networks {
     pub fn new(core: Arc<Core>) -> Self {
         Networks { core }
+    }
+
+    /// docker's `network connect`/`disconnect` event: the network is the actor, the
+    /// container an attribute.
+    fn emit(&self, ns: &str, action: &str, done: &Changed) {
+        let n = &done.network;
+        self.core.journal.emit(
+            ns,
+            Kind::Network,
+            action,
+            &n.id,
+            attrs([
+                ("container", done.container_id.as_str()),
+                ("name", n.name.as_str()),
+                ("type", n.driver.as_str()),
+            ]),
+        );
     }
 }
 
@@ -208,28 +229,37 @@ impl networks_server::Networks for Networks {
         Ok(Response::new(pb::PruneNetworksResponse { deleted }))
     }
 
+    #[tracing::instrument(skip_all, fields(network = %req.get_ref().network, container = %req.get_ref().container))]
     async fn connect_container(
         &self,
         req: Request<pb::ConnectNetworkRequest>,
     ) -> std::result::Result<Response<pb::ConnectNetworkResponse>, Status> {
-        let r = req.get_ref();
-        Err(Error::Unimplemented(format!(
-            "network connect {} {}: connecting a created container to another network is not implemented yet; \
-             give --network at run",
-            r.network, r.container
-        ))
-        .into())
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let ip = parse_opt("IPv4 address", &r.ip)?;
+        let request = ConnectRequest {
+            network: r.network,
+            container: r.container,
+            ip,
+            aliases: r.aliases,
+        };
+        let done = berth_containers::connect(&self.core, &ns, &request).await?;
+        self.emit(&ns, "connect", &done);
+        Ok(Response::new(pb::ConnectNetworkResponse {}))
     }
 
+    #[tracing::instrument(skip_all, fields(network = %req.get_ref().network, container = %req.get_ref().container))]
     async fn disconnect_container(
         &self,
         req: Request<pb::DisconnectNetworkRequest>,
     ) -> std::result::Result<Response<pb::DisconnectNetworkResponse>, Status> {
-        let r = req.get_ref();
-        Err(Error::Unimplemented(format!(
-            "network disconnect {} {}: not implemented yet",
-            r.network, r.container
-        ))
-        .into())
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let done = berth_containers::disconnect(&self.core, &ns, &r.network, &r.container, r.force)
+            .await?;
+        if done.changed {
+            self.emit(&ns, "disconnect", &done);
+        }
+        Ok(Response::new(pb::DisconnectNetworkResponse {}))
     }
 }

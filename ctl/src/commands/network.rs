@@ -1,5 +1,5 @@
 //! `berthctl network create|ls|inspect|rm|prune|connect|disconnect` over
-//! berth.v1.Networks (connect and disconnect answer berthd's "not implemented").
+//! berth.v1.Networks.
 
 use berth_api::berth::v1::networks_client::NetworksClient;
 use berth_api::berth::v1::{
@@ -27,9 +27,9 @@ pub enum NetworkCommand {
     Rm(NamesArgs),
     /// Remove all unused networks.
     Prune(PruneArgs),
-    /// Connect a container to a network (not implemented yet).
+    /// Connect a container to a network.
     Connect(ConnectArgs),
-    /// Disconnect a container from a network (not implemented yet).
+    /// Disconnect a container from a network.
     Disconnect(DisconnectArgs),
 }
 
