@@ -105,7 +105,7 @@ mod tests {
             let md = Metadata::open(&path).unwrap();
             md.write(|tx| {
                 for t in TABLES {
-                    tx.any(t, "")?;
+                    tx.create(t)?;
                 }
                 Ok(())
             })
