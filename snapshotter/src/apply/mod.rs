@@ -3,7 +3,9 @@
 //! modes, times, xattrs, links and device nodes, and hashing the uncompressed stream into
 //! the diff ID.
 //!
-//! Safety: every path is resolved below the target with `openat2(RESOLVE_BENEATH)`; entries
+//! Safety: every parent directory is resolved below the target with
+//! `openat2(RESOLVE_BENEATH)` (and its descriptor reused by the following entries until
+//! anything is removed or a directory changes, see `dirs`); entries
 //! with `..`, absolute paths, parents that lead outside through a symlink, hard links to
 //! outside, invalid whiteouts, and layers over the size limit fail the apply with
 //! [`Error::UnsafeEntry`], [`Error::InvalidLayer`] or [`Error::LimitExceeded`], and nothing
