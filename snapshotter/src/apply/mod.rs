@@ -3,7 +3,9 @@
 //! modes, times, xattrs, links and device nodes, and hashing the uncompressed stream into
 //! the diff ID.
 //!
-//! Safety: every path is resolved below the target with `openat2(RESOLVE_BENEATH)`; entries
+//! Safety: every parent directory is resolved below the target with
+//! `openat2(RESOLVE_BENEATH)` (and its descriptor reused by the following entries until
+//! anything is removed or a directory changes, see `dirs`); entries
 //! with `..`, absolute paths, parents that lead outside through a symlink, hard links to
 //! outside, invalid whiteouts, and layers over the size limit fail the apply with
 //! [`Error::UnsafeEntry`], [`Error::InvalidLayer`] or [`Error::LimitExceeded`], and nothing
@@ -14,6 +16,7 @@
 //! tree is synced once at the end with `syncfs`), so run applies on a multi-threaded runtime.
 
 mod compression;
+mod dirs;
 mod entry;
 mod path;
 mod root;
@@ -30,15 +33,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::AtFlags;
-use nix::sys::stat::{SFlag, fstatat};
 use nix::sys::time::TimeSpec;
 use tokio::io::{AsyncRead, BufReader};
 use tokio_stream::StreamExt;
 use tokio_tar::{Archive, Entry, EntryType};
 
 pub use compression::Compression;
-use entry::{EntryKind, EntryMeta};
+use dirs::DirHandle;
+use entry::{EntryKind, EntryMeta, Outcome};
 use path::{Components, join, normalize, valid_name};
 use root::Root;
 
@@ -262,56 +264,55 @@ impl Unpacker {
             return self.whiteout(parent, std::ffi::OsStr::from_bytes(target), &meta, &shown);
         }
 
-        let pfd = self
+        let pdir = self
             .root
             .dir(parent, true, &shown)?
             .ok_or_else(|| Error::InvalidLayer(format!("parent of {shown:?} missing")))?;
-        match fstatat(pfd.as_fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) => {
-                let is_dir =
-                    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
-                if !(is_dir && kind == EntryKind::Dir) {
-                    remove_at(pfd.as_fd(), name).map_err(|err| {
+        // The creating call reports an existing entry (EEXIST); it is removed once and the
+        // entry created again.
+        let mut replaced = false;
+        loop {
+            let link = if kind == EntryKind::HardLink {
+                Some(self.link_target(&meta, &shown)?)
+            } else {
+                None
+            };
+            let outcome = entry::create(
+                &pdir,
+                self.root.creds(),
+                name,
+                &meta,
+                e,
+                &mut self.buf,
+                &shown,
+                link.as_ref().map(|(dir, n)| (dir.as_fd(), n.as_os_str())),
+            )
+            .await?;
+            match outcome {
+                Outcome::Created => break,
+                Outcome::UpdatedDir => {
+                    // Its owner, mode or default ACL may have changed.
+                    self.root.forget();
+                    break;
+                }
+                Outcome::Exists if !replaced => {
+                    remove_at(pdir.as_fd(), name).map_err(|err| {
                         Error::errno(
                             format!("replace {shown:?} in {}", self.root.path().display()),
                             err,
                         )
                     })?;
+                    self.root.forget();
+                    replaced = true;
+                }
+                Outcome::Exists => {
+                    return Err(Error::errno(
+                        format!("create {shown:?} in {}", self.root.path().display()),
+                        Errno::EEXIST,
+                    ));
                 }
             }
-            Err(Errno::ENOENT) => {}
-            Err(err) => return Err(Error::errno(format!("stat {shown:?}"), err)),
         }
-
-        let link = if kind == EntryKind::HardLink {
-            let target = meta.link.clone().unwrap_or_default();
-            let tcomps = normalize(&target).map_err(|reason| Error::UnsafeEntry {
-                path: shown.clone(),
-                reason: format!("hard link target: {reason}"),
-            })?;
-            let Some((tname, tparent)) = tcomps.split_last() else {
-                return Err(Error::UnsafeEntry {
-                    path: shown,
-                    reason: "hard link to the root directory".into(),
-                });
-            };
-            let tfd = self.root.dir(tparent, false, &shown)?.ok_or_else(|| {
-                Error::InvalidLayer(format!("hard link {shown:?}: target directory missing"))
-            })?;
-            Some((tfd, tname.clone()))
-        } else {
-            None
-        };
-        entry::create(
-            pfd.as_fd(),
-            name,
-            &meta,
-            e,
-            &mut self.buf,
-            &shown,
-            link.as_ref().map(|(fd, n)| (fd.as_fd(), n.as_os_str())),
-        )
-        .await?;
         if kind == EntryKind::Dir {
             self.dirs.push((components.clone(), meta.mtime));
         }
@@ -319,6 +320,25 @@ impl Unpacker {
             self.unpacked.insert(join(&components));
         }
         Ok(())
+    }
+
+    /// The directory and name a hard link entry points to.
+    fn link_target(&mut self, meta: &EntryMeta, shown: &str) -> Result<(DirHandle, OsString)> {
+        let target = meta.link.clone().unwrap_or_default();
+        let tcomps = normalize(&target).map_err(|reason| Error::UnsafeEntry {
+            path: shown.to_string(),
+            reason: format!("hard link target: {reason}"),
+        })?;
+        let Some((tname, tparent)) = tcomps.split_last() else {
+            return Err(Error::UnsafeEntry {
+                path: shown.to_string(),
+                reason: "hard link to the root directory".into(),
+            });
+        };
+        let tdir = self.root.dir(tparent, false, shown)?.ok_or_else(|| {
+            Error::InvalidLayer(format!("hard link {shown:?}: target directory missing"))
+        })?;
+        Ok((tdir, tname.clone()))
     }
 
     /// Sets directory times last, once nothing more is created in them. Directories that

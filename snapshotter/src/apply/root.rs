@@ -1,7 +1,9 @@
 //! The directory a layer is applied to, opened once; every path below it is resolved from
 //! that fd with `openat2(RESOLVE_BENEATH)`, so no symlink (in the layer or already on disk)
 //! can lead a write outside it. Missing parent directories are created, taking their
-//! metadata from the lower layers in overlay mode as containerd does.
+//! metadata from the lower layers in overlay mode as containerd does. Resolved directories
+//! are kept in a [`DirCache`] until the apply removes or changes anything that could make
+//! them stale ([`Root::forget`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -16,6 +18,7 @@ use nix::sys::stat::{FchmodatFlags, Mode, UtimensatFlags, fchmodat, mkdirat, uti
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchownat};
 
+use super::dirs::{Creds, DirCache, DirHandle};
 use super::path::join;
 use crate::error::{Error, Result};
 use crate::fsutil::is_overlay_private_xattr;
@@ -29,6 +32,10 @@ pub(crate) struct Root {
     path: PathBuf,
     /// Lower layers (newest first) consulted for the metadata of created parents.
     lowers: Vec<PathBuf>,
+    /// Directories already resolved, by relative path.
+    cache: DirCache,
+    /// What entries are created with.
+    creds: Creds,
 }
 
 fn dir_flags() -> OFlag {
@@ -55,7 +62,20 @@ impl Root {
             fd,
             path: path.to_path_buf(),
             lowers,
+            cache: DirCache::default(),
+            creds: Creds::current(),
         })
+    }
+
+    /// The credentials and umask entries are created with.
+    pub fn creds(&self) -> &Creds {
+        &self.creds
+    }
+
+    /// Forgets every resolved directory: call after anything below the root was removed
+    /// or an existing directory's owner, mode or xattrs changed.
+    pub fn forget(&mut self) {
+        self.cache.clear();
     }
 
     pub fn path(&self) -> &Path {
@@ -94,8 +114,27 @@ impl Root {
 
     /// Opens the directory at `components` below the root. Symlinks are followed only while
     /// they stay below the root. Missing directories are created when `create` is set;
-    /// otherwise a missing directory is `Ok(None)`.
+    /// otherwise a missing directory is `Ok(None)`. Answers from the cache when it can.
     pub fn dir(
+        &mut self,
+        components: &[OsString],
+        create: bool,
+        entry: &str,
+    ) -> Result<Option<DirHandle>> {
+        let key = join(components);
+        if let Some(dir) = self.cache.get(&key) {
+            return Ok(Some(dir));
+        }
+        let Some(fd) = self.resolve(components, create, entry)? else {
+            return Ok(None);
+        };
+        let dir = DirHandle::new(fd, &self.creds);
+        self.cache.insert(key, dir.clone());
+        Ok(Some(dir))
+    }
+
+    /// [`Root::dir`] without the cache.
+    fn resolve(
         &self,
         components: &[OsString],
         create: bool,

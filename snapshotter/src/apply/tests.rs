@@ -497,3 +497,214 @@ async fn apply_to_mounts_picks_the_right_way() {
     assert!(r.is_err());
     assert_eq!(fs::read_dir(&temp).unwrap().count(), 0);
 }
+
+// The directory cache (`dirs.rs`) must never hand out a directory that was removed,
+// replaced or changed since it was resolved.
+
+#[tokio::test]
+async fn dir_replaced_by_file_then_by_new_dir() {
+    let f = fixture();
+    let tar = TarBuf::default()
+        .dir("d/")
+        .file("d/x", b"1")
+        .file("d", b"now a file")
+        .dir("d/")
+        .file("d/y", b"2")
+        .finish();
+    run_plain(&f.root, &tar).await.unwrap();
+    assert!(f.root.join("d").is_dir());
+    assert!(!f.root.join("d/x").exists(), "old directory's content gone");
+    assert_eq!(fs::read(f.root.join("d/y")).unwrap(), b"2");
+}
+
+#[tokio::test]
+async fn dir_replaced_by_file_refuses_children() {
+    let f = fixture();
+    let tar = TarBuf::default()
+        .file("d/x", b"1")
+        .file("d", b"now a file")
+        .file("d/y", b"2")
+        .finish();
+    let r = run_plain(&f.root, &tar).await;
+    assert!(matches!(r, Err(Error::InvalidLayer(_))), "{r:?}");
+    assert_eq!(fs::read(f.root.join("d")).unwrap(), b"now a file");
+}
+
+#[tokio::test]
+async fn whiteout_of_a_cached_dir() {
+    let f = fixture();
+    run_plain(&f.root, &TarBuf::default().file("d/old", b"0").finish())
+        .await
+        .unwrap();
+    let tar = TarBuf::default()
+        .file("d/a", b"1")
+        .file(".wh.d", b"")
+        .file("d/b", b"2")
+        .finish();
+    run_plain(&f.root, &tar).await.unwrap();
+    assert!(!f.root.join("d/old").exists());
+    assert!(!f.root.join("d/a").exists());
+    assert_eq!(fs::read(f.root.join("d/b")).unwrap(), b"2");
+}
+
+#[tokio::test]
+async fn overlay_whiteout_of_a_cached_dir() {
+    let f = fixture();
+    let tar = TarBuf::default()
+        .file("d/a", b"1")
+        .file(".wh.d", b"")
+        .file("d/b", b"2")
+        .finish();
+    let mode = ApplyMode::OverlayUpper { lowers: vec![] };
+    let r = run(&f.root, &tar, &mode, &ApplyOptions::default()).await;
+    assert!(matches!(r, Err(Error::InvalidLayer(_))), "{r:?}");
+    assert!(
+        fs::symlink_metadata(f.root.join("d"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}
+
+#[tokio::test]
+async fn cached_dir_replaced_by_symlink_to_outside() {
+    let f = fixture();
+    let tar = TarBuf::default()
+        .file("d/a", b"1")
+        .symlink("d", &f.outside.display().to_string())
+        .file("d/pwned", b"x")
+        .finish();
+    assert_unsafe(run_plain(&f.root, &tar).await);
+    f.assert_outside_untouched();
+}
+
+#[tokio::test]
+async fn cached_dir_replaced_by_symlink_inside() {
+    let f = fixture();
+    let tar = TarBuf::default()
+        .dir("e/")
+        .file("d/a", b"1")
+        .symlink("d", "e")
+        .file("d/b", b"2")
+        .finish();
+    run_plain(&f.root, &tar).await.unwrap();
+    assert_eq!(fs::read(f.root.join("e/b")).unwrap(), b"2");
+    assert!(!f.root.join("e/a").exists());
+}
+
+#[tokio::test]
+async fn opaque_removes_a_cached_dir() {
+    let f = fixture();
+    run_plain(&f.root, &TarBuf::default().file("d/sub/old", b"0").finish())
+        .await
+        .unwrap();
+    // The hard link caches `d/sub`; the opaque marker then removes it.
+    let tar = TarBuf::default()
+        .hardlink("d/link", "d/sub/old")
+        .file("d/.wh..wh..opq", b"")
+        .file("d/sub/new", b"1")
+        .finish();
+    run_plain(&f.root, &tar).await.unwrap();
+    assert!(!f.root.join("d/sub/old").exists());
+    assert_eq!(fs::read(f.root.join("d/sub/new")).unwrap(), b"1");
+    assert_eq!(fs::read(f.root.join("d/link")).unwrap(), b"0");
+}
+
+#[tokio::test]
+async fn owner_and_mode_exact_after_dir_changes() {
+    let f = fixture();
+    let mut t = TarBuf::default();
+    t.dir("a/");
+    t.file("a/f1", b"1");
+    // The same directory again, now setgid with another group: entries created in it
+    // would inherit that group (and subdirectories the setgid bit) if nothing set them.
+    let mut a = TarEntry::new("a/", TarKind::Dir);
+    a.gid = 7;
+    a.mode = 0o2775;
+    t.add(a, b"");
+    t.file("a/f2", b"2");
+    t.dir("a/sub/");
+    t.symlink("a/l", "f2");
+    let tar = t.finish();
+    run_plain(&f.root, &tar).await.unwrap();
+    let a = fs::symlink_metadata(f.root.join("a")).unwrap();
+    assert_eq!((a.gid(), a.mode() & 0o7777), (7, 0o2775));
+    for (name, mode) in [("a/f1", 0o644), ("a/f2", 0o644), ("a/sub", 0o755)] {
+        let m = fs::symlink_metadata(f.root.join(name)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0), "{name}");
+        assert_eq!(m.mode() & 0o7777, mode, "{name}");
+    }
+    assert_eq!(fs::symlink_metadata(f.root.join("a/l")).unwrap().gid(), 0);
+}
+
+#[tokio::test]
+async fn modes_exact_whatever_the_umask() {
+    let f = fixture();
+    let mut t = TarBuf::default();
+    for (i, mode) in [0o777, 0o666, 0o640, 0o600, 0o400, 0o000, 0o2755, 0o1777]
+        .into_iter()
+        .enumerate()
+    {
+        let mut e = TarEntry::new(format!("f{i}"), TarKind::File);
+        e.mode = mode;
+        t.add(e, b"x");
+        let mut d = TarEntry::new(format!("d{i}/"), TarKind::Dir);
+        d.mode = mode;
+        t.add(d, b"");
+        let mut n = TarEntry::new(format!("p{i}"), TarKind::Fifo);
+        n.mode = mode & 0o777;
+        t.add(n, b"");
+    }
+    let tar = t.finish();
+    run_plain(&f.root, &tar).await.unwrap();
+    for (i, mode) in [0o777, 0o666, 0o640, 0o600, 0o400, 0o000, 0o2755, 0o1777]
+        .into_iter()
+        .enumerate()
+    {
+        let m = |p: String| fs::symlink_metadata(f.root.join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(m(format!("f{i}")), mode, "file {mode:o}");
+        assert_eq!(m(format!("d{i}")), mode, "dir {mode:o}");
+        assert_eq!(m(format!("p{i}")), mode & 0o777, "fifo {mode:o}");
+    }
+}
+
+#[tokio::test]
+async fn default_acl_does_not_change_modes() {
+    let f = fixture();
+    // system.posix_acl_default: version 2; user::rwx, group::---, mask::---, other::---.
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 0), (0x10, 0), (0x20, 0)] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    let mut t = TarBuf::default();
+    let mut d = TarEntry::new("acl/", TarKind::Dir);
+    d.xattrs = vec![(b"system.posix_acl_default".to_vec(), acl)];
+    t.add(d, b"");
+    t.file("acl/f", b"x");
+    t.dir("acl/sub/");
+    let tar = t.finish();
+    run_plain(&f.root, &tar).await.unwrap();
+    let m = |p: &str| fs::symlink_metadata(f.root.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(m("acl/f"), 0o644);
+    assert_eq!(m("acl/sub"), 0o755);
+}
+
+#[tokio::test]
+async fn many_directories_overflow_the_cache() {
+    let f = fixture();
+    let mut t = TarBuf::default();
+    for round in 0..2 {
+        for i in 0..200 {
+            t.file(&format!("d{i}/f{round}"), b"x");
+        }
+    }
+    let tar = t.finish();
+    run_plain(&f.root, &tar).await.unwrap();
+    for i in 0..200 {
+        for round in 0..2 {
+            assert!(f.root.join(format!("d{i}/f{round}")).exists());
+        }
+    }
+}

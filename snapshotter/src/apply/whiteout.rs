@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::AsFd;
 
-use nix::fcntl::AtFlags;
+use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
 use nix::unistd::{Gid, Uid, fchownat};
 
@@ -39,6 +39,7 @@ impl Unpacker {
                 .dir(parent, true, shown)?
                 .ok_or_else(|| Error::InvalidLayer(format!("parent of {shown:?} missing")))?;
             remove_at(pfd.as_fd(), target).map_err(|e| Error::errno(ctx("remove"), e))?;
+            self.root.forget();
             mknodat(
                 pfd.as_fd(),
                 target,
@@ -57,6 +58,7 @@ impl Unpacker {
             .map_err(|e| Error::errno(ctx("chown"), e))?;
         } else if let Some(pfd) = self.root.dir(parent, false, shown)? {
             remove_at(pfd.as_fd(), target).map_err(|e| Error::errno(ctx("remove"), e))?;
+            self.root.forget();
         }
         Ok(())
     }
@@ -70,22 +72,35 @@ impl Unpacker {
             .ok_or_else(|| Error::InvalidLayer(format!("directory of {shown:?} missing")))?;
         if self.overlay {
             use xattr::FileExt;
-            File::from(fd)
+            let dup = fd
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| Error::io(ctx("duplicate directory fd"), e))?;
+            File::from(dup)
                 .set_xattr(OPAQUE_XATTR, b"y")
                 .map_err(|e| Error::io(ctx("set opaque xattr"), e))?;
             return Ok(());
         }
-        let listing = nix::dir::Dir::from_fd(
-            fd.try_clone()
-                .map_err(|e| Error::io(ctx("duplicate directory fd"), e))?,
+        // A new open file description: the cached one's read position is not disturbed.
+        let listing = nix::dir::Dir::openat(
+            fd.as_fd(),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
         )
         .map_err(|e| Error::errno(ctx("list directory"), e))?;
-        for child in child_names(listing).map_err(|e| Error::errno(ctx("list directory"), e))? {
+        let children = child_names(listing).map_err(|e| Error::errno(ctx("list directory"), e))?;
+        let mut removed = false;
+        for child in children {
             let mut path = dir.to_vec();
             path.push(child.clone());
             if !self.unpacked.contains(&join(&path)) {
                 remove_at(fd.as_fd(), &child).map_err(|e| Error::errno(ctx("remove"), e))?;
+                removed = true;
             }
+        }
+        if removed {
+            self.root.forget();
         }
         Ok(())
     }
