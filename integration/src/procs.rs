@@ -330,9 +330,12 @@ mod tests {
             .tempdir()
             .unwrap();
         let marker = dir.path().join("marker");
+        // `read` is a builtin: the shell never forks a child that would, until it execs,
+        // carry the marker in its command line too.
         let mut child = Command::new("/bin/sh")
-            .args(["-c", "sleep 30", "sh"])
+            .args(["-c", "read line", "sh"])
             .arg(&marker)
+            .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         // Until the child has exec'd, its command line is still the test's own.
