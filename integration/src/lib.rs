@@ -12,6 +12,7 @@ pub mod ports;
 pub mod procs;
 pub mod registry;
 pub mod scenarios;
+pub mod world;
 
 pub use ctr::{Ctr, CtrChild, CtrOutput};
 pub use daemon::{Daemon, DaemonOptions};
