@@ -140,19 +140,25 @@ pub fn processes_in_cgroup(parent: &str) -> Vec<u32> {
     out
 }
 
+/// Kills every process left in the cgroup tree `parent` (container processes outlive
+/// berthd and their shims), for up to 5 s.
+pub fn kill_cgroup_processes(parent: &str) {
+    for _ in 0..50 {
+        let pids = processes_in_cgroup(parent);
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            crate::procs::signal(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 impl Drop for World {
     fn drop(&mut self) {
         let _ = self.daemon.stop();
-        for _ in 0..50 {
-            let pids = processes_in_cgroup(&self.names.cgroup_parent);
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                crate::procs::signal(pid, nix::sys::signal::Signal::SIGKILL);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        kill_cgroup_processes(&self.names.cgroup_parent);
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use berth_integration::fixtures::{self, Entry, ImageBuilder};
 use berth_integration::procs::Output;
+use berth_integration::world::{eventually, kill_cgroup_processes, tail};
 use berth_integration::{Daemon, DaemonOptions, Registry, TestNames};
 use serde_json::{Value, json};
 
@@ -170,64 +171,12 @@ stop_timeout = 5
     }
 }
 
-/// Every process in the cgroup tree `parent` (this test's own), any hierarchy.
-fn processes_in_cgroup(parent: &str) -> Vec<u32> {
-    fn walk(dir: &Path, out: &mut Vec<u32>) {
-        if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-            out.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-        }
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    walk(&e.path(), out);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for top in ["pids", "memory", "unified", ""] {
-        walk(
-            &Path::new("/sys/fs/cgroup").join(top).join(parent),
-            &mut out,
-        );
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
 impl Drop for World {
     fn drop(&mut self) {
         // Container processes outlive berthd and their shims: end the ones this test
         // started (they are in its own cgroup parent) before the daemon's cleanup.
         let _ = self.daemon.stop();
-        for _ in 0..50 {
-            let pids = processes_in_cgroup(&self.names.cgroup_parent);
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                berth_integration::procs::signal(pid, nix::sys::signal::Signal::SIGKILL);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn tail(s: &str) -> &str {
-    let start = s.len().saturating_sub(6000);
-    let mut i = start;
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    &s[i..]
-}
-
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
+        kill_cgroup_processes(&self.names.cgroup_parent);
     }
 }
 
