@@ -81,6 +81,8 @@ pub struct DaemonOptions {
     /// removed on drop if empty; `@NS@` is each namespace handed out by
     /// [`Daemon::namespace`] (containerd: `/run/containerd/runc/@NS@`).
     pub empty_dirs_per_namespace: Vec<String>,
+    /// Where the daemon's temp dir is made; `None` is the system temp dir.
+    pub parent: Option<PathBuf>,
 }
 
 impl Default for DaemonOptions {
@@ -93,6 +95,7 @@ impl Default for DaemonOptions {
             env: Vec::new(),
             ready_timeout: Duration::from_secs(20),
             empty_dirs_per_namespace: Vec::new(),
+            parent: None,
         }
     }
 }
@@ -138,10 +141,13 @@ impl Daemon {
             }
             None => binary("berthd")?,
         };
-        let dir = tempfile::Builder::new()
-            .prefix("berth-it-")
-            .tempdir()
-            .map_err(io("create the daemon's temp dir"))?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("berth-it-");
+        let dir = match &options.parent {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .map_err(io("create the daemon's temp dir"))?;
         let base = dir.path().to_path_buf();
         let root = base.join("root");
         let state = base.join("state");
@@ -300,6 +306,14 @@ impl Daemon {
                 .map_err(io("stop berthd")),
             None => Ok(None),
         }
+    }
+
+    /// Takes the daemon's temp dir out of the handle: dropping the daemon then stops it
+    /// and cleans up as usual but leaves the files, which go when the returned dir is
+    /// dropped. Benchmarks use it to delete a run's files only after every run, since on
+    /// ext4 without a journal the inodes of a big recent delete slow later creates down.
+    pub fn take_dir(&mut self) -> Option<TempDir> {
+        self.dir.take()
     }
 
     /// Crashes the daemon: SIGKILL to its PID, nothing else (shims keep running).

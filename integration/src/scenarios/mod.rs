@@ -93,7 +93,7 @@ pub async fn selected(names: &[String]) -> anyhow::Result<Vec<Row>> {
         calls::print(&calls::summarise(&log));
     }
     if wanted("pull") {
-        rows.extend(pull::cold_pull(3).await?);
+        rows.extend(pull::cold_pull(5).await?);
     }
     Ok(rows)
 }

@@ -3,7 +3,14 @@
 //! fetches, then unpacks) on a fresh containerd, alternately, a few runs each.
 //!
 //! Before each timed pull the file system is synced (`sync -f`), so neither side pays
-//! for the other's dirty pages. `BERTH_BENCH_VERBOSE=1` prints berthd's per-layer
+//! for the other's dirty pages. Every run gets a fresh directory in a new spot of the
+//! disk, and all are deleted only after the last run: on ext4 without a journal (this
+//! VM's root), allocating an inode skips, one buffer lookup each, every nearby inode freed
+//! in the last minutes, so a run next to a big recent delete (the previous run's, or a
+//! test suite's) measures that scan rather than the pull. The runs' parent is marked
+//! top-of-hierarchy (`chattr +T`), which makes ext4 place each run's directory in a
+//! lightly used block group, as it does for directories at the root of the file system.
+//! `BERTH_BENCH_VERBOSE=1` prints berthd's per-layer
 //! timings (debug log) after each of its runs.
 
 use std::path::Path;
@@ -12,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::big_image;
 use crate::bench::{Row, Samples};
-use crate::{Daemon, Registry, procs};
+use crate::{Daemon, DaemonOptions, Registry, procs};
 
 const TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -31,8 +38,14 @@ pub async fn cold_pull(runs: usize) -> anyhow::Result<Vec<Row>> {
     );
     let mut berth = Vec::new();
     let mut containerd = Vec::new();
+    let mut done_dirs = Vec::new();
+    let spread = spread_parent()?;
     for i in 0..runs {
-        let d = Daemon::start().await?;
+        let mut d = Daemon::start_with(DaemonOptions {
+            parent: Some(spread.path().to_path_buf()),
+            ..DaemonOptions::default()
+        })
+        .await?;
         sync_fs(d.dir())?;
         let mut cmd = d.berthctl()?;
         cmd.args(["-n", &d.namespace(), "pull", "-q", &reference]);
@@ -51,9 +64,14 @@ pub async fn cold_pull(runs: usize) -> anyhow::Result<Vec<Row>> {
                 eprintln!("    {line}");
             }
         }
+        done_dirs.push(d.take_dir());
         drop(d);
 
-        let c = crate::containerd::start().await?;
+        let mut c = Daemon::start_with(DaemonOptions {
+            parent: Some(spread.path().to_path_buf()),
+            ..crate::containerd::options()?
+        })
+        .await?;
         sync_fs(c.dir())?;
         let ctr = c.ctr(&c.namespace()).with_timeout(TIMEOUT);
         let r = reference.clone();
@@ -64,6 +82,7 @@ pub async fn cold_pull(runs: usize) -> anyhow::Result<Vec<Row>> {
         let took_c = t.elapsed();
         anyhow::ensure!(out.success(), "ctr images pull failed: {out:?}");
         containerd.push(took_c);
+        done_dirs.push(c.take_dir());
         drop(c);
         eprintln!(
             "  run {}: berth {:.2} s, containerd {:.2} s",
@@ -72,6 +91,7 @@ pub async fn cold_pull(runs: usize) -> anyhow::Result<Vec<Row>> {
             took_c.as_secs_f64()
         );
     }
+    drop(done_dirs);
     Ok(vec![Row::timing(
         &format!(
             "cold pull + unpack ({} layers, {:.0} MB gz, {} files)",
@@ -83,6 +103,24 @@ pub async fn cold_pull(runs: usize) -> anyhow::Result<Vec<Row>> {
         &Samples(containerd),
         Some(0.35),
     )])
+}
+
+/// A temp dir whose subdirectories ext4 spreads over the disk like top-level ones
+/// (`chattr +T`; where the flag is unknown, a plain temp dir).
+fn spread_parent() -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-bench-pull-")
+        .tempdir()?;
+    let marked = Command::new("chattr")
+        .arg("+T")
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !marked {
+        eprintln!("note: chattr +T failed; runs share the temp dir's block group");
+    }
+    Ok(dir)
 }
 
 /// Writes back the dirty pages of the file system holding `dir` (`syncfs`).
