@@ -201,14 +201,6 @@ pub async fn disconnect(
         }
         return Err(not_connected(&rec, &net));
     }
-    let left = usize::from(own_connected.is_some()) + rec.connected.len() - 1;
-    if left == 0 {
-        return Err(Error::Unimplemented(format!(
-            "disconnecting container {} from {}, its last network, is not implemented: \
-             connect it to another network first",
-            rec.name, net.name
-        )));
-    }
     if live(core, ns, &rec)? {
         match core.networks.disconnect(ns, &rec.id, &net.id).await {
             Ok(()) => {}
@@ -242,14 +234,13 @@ fn not_connected(rec: &Record, net: &Network) -> Error {
 /// At start, after the network mode's own network is attached: connects the networks
 /// of [`Record::connected`], then leaves the mode's network when it was disconnected.
 pub(super) async fn restore(core: &Arc<Core>, ns: &str, rec: &Record) -> Result<()> {
-    let mut joined = 0;
     for c in &rec.connected {
         let opts = ConnectOptions {
             ip: c.ip,
             aliases: c.aliases.clone(),
         };
         match core.networks.connect(ns, &rec.id, &c.network, &opts).await {
-            Ok(_) => joined += 1,
+            Ok(_) => {}
             // A removed network is left out, as docker does with a stale endpoint.
             Err(NetworkError::NetworkNotFound(n)) => {
                 tracing::warn!(container = %rec.id, network = %n, "a connected network is gone; not connecting it");
@@ -257,9 +248,10 @@ pub(super) async fn restore(core: &Arc<Core>, ns: &str, rec: &Record) -> Result<
             Err(e) => return Err(e.into()),
         }
     }
-    // The mode's network stays when nothing else is left (a container keeps a network).
+    // The mode's network was attached to make the sandbox; a container disconnected from
+    // it leaves it again, keeping loopback only when no other network joined (as docker
+    // starts a container disconnected from every network).
     if rec.mode_disconnected
-        && joined > 0
         && let Some(own) = mode_network(core, rec)?
     {
         core.networks

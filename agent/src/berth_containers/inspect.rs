@@ -127,7 +127,8 @@ fn network_settings(core: &Core, ns: &str, rec: &Record) -> Value {
             networks.insert(name, v);
         }
         let mode = super::network::mode(&rec.host_config);
-        if networks.is_empty() && !mode.starts_with("container:") {
+        // none and host have no endpoint; a container disconnected from all has none.
+        if networks.is_empty() && !rec.mode_disconnected && !mode.starts_with("container:") {
             let id = names
                 .iter()
                 .find(|(_, n)| n.as_str() == mode)

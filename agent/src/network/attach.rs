@@ -126,6 +126,7 @@ impl Networks {
             dns: req.dns.clone(),
             files: Files::in_dir(&self.container_dir(ns, container)),
             created_at: now_nanos(),
+            unattached: false,
         };
 
         let requested = if req.network.is_empty() {
@@ -367,6 +368,12 @@ impl Networks {
                 },
             )
             .await?;
+        if sb.unattached {
+            self.save_sandbox(&Sandbox {
+                unattached: false,
+                ..sb.clone()
+            })?;
+        }
         self.refresh_hosts(ns)?;
         Ok(self.endpoint_of(&net, &sb, &ep))
     }

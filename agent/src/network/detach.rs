@@ -6,7 +6,7 @@
 use super::error::{NetworkError, Result};
 use super::netlink::Netlink;
 use super::networks::find;
-use super::records::{ENDPOINTS, EndpointRecord, SANDBOXES, SandboxMode, endpoint_key};
+use super::records::{ENDPOINTS, EndpointRecord, SANDBOXES, Sandbox, SandboxMode, endpoint_key};
 use super::{Networks, Runtime, ipam, write};
 use crate::metadata::key;
 
@@ -40,7 +40,8 @@ impl Networks {
     }
 
     /// Disconnects a container from one network. When that endpoint carried the default
-    /// route, another endpoint's gateway takes it over.
+    /// route, another endpoint's gateway takes it over; when it was the last one, the
+    /// container keeps loopback only.
     pub async fn disconnect(&self, ns: &str, container: &str, network: &str) -> Result<()> {
         let mut rt = self.runtime.lock().await;
         let (sb, networks) = self
@@ -58,22 +59,33 @@ impl Networks {
             network: net.name.clone(),
         })?;
         self.remove_endpoint(&mut rt, &ep).await?;
-        if ep.default_route {
-            let rest = self.md.read(|tx| tx.container_endpoints(ns, container))?;
-            if let Some(next) = rest.iter().min_by(|a, b| a.ifname.cmp(&b.ifname)) {
-                let inner = Netlink::in_netns(&sb.netns)?;
-                inner.set_default_route(next.gateway).await?;
-                let mut next = next.clone();
-                next.default_route = true;
-                write(&self.md, |tx| {
-                    tx.put(
-                        ENDPOINTS,
-                        &endpoint_key(ns, container, &next.network_id),
-                        &next,
-                    )?;
-                    Ok(())
-                })?;
-            }
+        let rest = self.md.read(|tx| tx.container_endpoints(ns, container))?;
+        if rest.is_empty() && sb.mode == SandboxMode::Bridged {
+            // Loopback only from now on, kept so by reconcile until connected again.
+            write(&self.md, |tx| {
+                let marked = Sandbox {
+                    unattached: true,
+                    ..sb.clone()
+                };
+                tx.put(SANDBOXES, &key(&[ns, container]), &marked)?;
+                Ok(())
+            })?;
+        }
+        if ep.default_route
+            && let Some(next) = rest.iter().min_by(|a, b| a.ifname.cmp(&b.ifname))
+        {
+            let inner = Netlink::in_netns(&sb.netns)?;
+            inner.set_default_route(next.gateway).await?;
+            let mut next = next.clone();
+            next.default_route = true;
+            write(&self.md, |tx| {
+                tx.put(
+                    ENDPOINTS,
+                    &endpoint_key(ns, container, &next.network_id),
+                    &next,
+                )?;
+                Ok(())
+            })?;
         }
         self.refresh_hosts(ns)
     }

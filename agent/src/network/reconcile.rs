@@ -76,8 +76,10 @@ impl Networks {
         }
         for sb in &sandboxes {
             let alive = live.contains(&(sb.namespace.as_str(), sb.container.as_str()));
-            // A bridged container left without endpoints never finished its attach.
+            // A bridged container left without endpoints, unless disconnected from all on
+            // purpose, never finished its attach.
             let unfinished = sb.mode == super::SandboxMode::Bridged
+                && !sb.unattached
                 && !kept
                     .iter()
                     .any(|e| e.namespace == sb.namespace && e.container == sb.container);

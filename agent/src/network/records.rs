@@ -146,6 +146,10 @@ pub struct Sandbox {
     pub dns: DnsConfig,
     pub files: Files,
     pub created_at: i64,
+    /// A bridged sandbox whose last endpoint was disconnected on purpose: it lives on
+    /// with loopback only (reconcile keeps it; an attach cut short has no such mark).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unattached: bool,
 }
 
 /// Whether an endpoint finished setting up.
