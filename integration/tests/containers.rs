@@ -1487,6 +1487,27 @@ async fn userns_remap() {
     assert!(out.stderr.contains("user namespaces"), "{out:?}");
     let out = w.ctl(&["run", "--rm", "--net", "host", &w.busybox, "true"]);
     assert_eq!(code(&out), 125, "{out:?}");
+    // --userns=host opts out: the host's user namespace, the image's own files, and
+    // what needs the host's namespace is allowed again.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--userns",
+        "host",
+        "--privileged",
+        &w.busybox,
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; stat -c %u /bin/busybox",
+    ]);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines, [vec!["0", "0", "4294967295"], vec!["0"]], "{out}");
+    let out = w.ctl(&["run", "--rm", "--userns", "private", &w.busybox, "true"]);
+    assert_eq!(code(&out), 125, "{out:?}");
+    assert!(out.stderr.contains("--userns=private"), "{out:?}");
     w.ok(&["rm", "-f", &id]);
 }
 

@@ -149,7 +149,13 @@ pub async fn create(core: &Arc<Core>, ns: &str, req: CreateRequest) -> Result<Cr
     let (path, args) = command(&config)?;
     let exposed: Vec<String> = config.exposed_ports.keys().cloned().collect();
     warnings.extend(network::validate(core, ns, &hc, &exposed)?);
-    if berth.userns().is_some() {
+    if !matches!(hc.userns_mode.as_str(), "" | "host") {
+        return Err(Error::InvalidArgument(format!(
+            "--userns={}: the only user namespace mode is \"host\"",
+            hc.userns_mode
+        )));
+    }
+    if berth.userns_for(&hc).is_some() {
         if hc.privileged {
             return Err(Error::InvalidArgument(
                 "--privileged is incompatible with user namespaces (berthd runs with userns_remap)"
@@ -224,7 +230,7 @@ pub async fn create(core: &Arc<Core>, ns: &str, req: CreateRequest) -> Result<Cr
         files: None,
         swap_accounting: swap_accounting(),
         cgroup_ns: crate::host::cgroup_version() == "v2",
-        userns: berth.userns(),
+        userns: berth.userns_for(&rec.host_config),
     });
     let first_spec = match first_spec {
         Ok(s) => s,
@@ -234,6 +240,7 @@ pub async fn create(core: &Arc<Core>, ns: &str, req: CreateRequest) -> Result<Cr
         }
     };
 
+    let userns = berth.userns_for(&rec.host_config);
     let lease = OpLease::create(core, ns)?;
     let prepared = async {
         if !unpack::is_unpacked(core, ns, &found.image, &snapshotter).await? {
@@ -241,7 +248,7 @@ pub async fn create(core: &Arc<Core>, ns: &str, req: CreateRequest) -> Result<Cr
         }
         let parent = found.image.chain_ids().pop();
         let sn = core.snapshots.get(ns, &snapshotter)?;
-        let Some(ranges) = berth.userns() else {
+        let Some(ranges) = userns else {
             return sn
                 .prepare(&id, parent.as_deref(), Default::default(), Some(lease.id()))
                 .await;

@@ -193,13 +193,21 @@ impl BerthContainers {
             .join(format!("{id}-json.log"))
     }
 
-    /// The log rotation of a container: its `--log-opt`s, else the daemon's.
     /// The uid and gid ranges every container's user namespace maps (`userns_remap`,
     /// checked when the configuration was loaded).
     pub fn userns(&self) -> Option<(IdRange, IdRange)> {
         self.config.userns_ranges().ok().flatten()
     }
 
+    /// The ranges of [`Berth::userns`] unless the container opted out (`--userns=host`).
+    pub fn userns_for(&self, hc: &model::HostConfig) -> Option<(IdRange, IdRange)> {
+        if hc.userns_mode == "host" {
+            return None;
+        }
+        self.userns()
+    }
+
+    /// The log rotation of a container: its `--log-opt`s, else the daemon's.
     pub fn log_rotation(&self, rec: &Record) -> (u64, u32) {
         let opts = &rec.host_config.log_config.config;
         let size = opts

@@ -147,6 +147,9 @@ pub struct HostConfig {
     pub log_config: LogConfig,
     /// `--init` (refused: berth has no init to add yet).
     pub init: bool,
+    /// `--userns`: empty (berthd's default) or `host`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub userns_mode: String,
 }
 
 /// docker's `LogConfig`: berth's json lines (docker's `json-file`).

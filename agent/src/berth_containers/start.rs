@@ -129,7 +129,7 @@ async fn prepare_root(core: &Arc<Core>, ns: &str, rec: &Record) -> Result<ExecUs
         .await?;
     let scratch = core.berth.state_dir(ns, &rec.id);
     let vols = core.volumes.clone();
-    let userns = core.berth.userns();
+    let userns = core.berth.userns_for(&rec.host_config);
     let rec = rec.clone();
     tokio::task::spawn_blocking(move || -> Result<ExecUser> {
         std::fs::create_dir_all(&scratch)
@@ -172,7 +172,7 @@ async fn launch(core: &Arc<Core>, ns: &str, rec: &Record, slot: &Slot) -> Result
             files: Some(&net.files),
             swap_accounting: create::swap_accounting(),
             cgroup_ns: crate::host::cgroup_version() == "v2",
-            userns: core.berth.userns(),
+            userns: core.berth.userns_for(&rec.host_config),
         })?;
         let mut c = core.containers.get(ns, &rec.id)?;
         if let Some(s) = c.spec.as_mut() {

@@ -89,6 +89,7 @@ pub fn create_in(req: pb::CreateContainerRequest) -> Result<CreateRequest, Statu
                 config: h.log_opts.into_iter().collect(),
             },
             init: h.init,
+            userns_mode: h.userns_mode,
         },
     })
 }

@@ -130,7 +130,10 @@ pub struct CreateFlags {
     /// Run an init inside the container (not supported yet).
     #[arg(long)]
     pub init: bool,
-    /// Log driver options (not supported yet).
+    /// User namespace to use: `host` opts out of berthd's userns_remap.
+    #[arg(long = "userns")]
+    pub userns: Option<String>,
+    /// Log options: max-size (e.g. 10m), max-file.
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
     /// Pull image before running: always, missing, never.
@@ -327,6 +330,7 @@ impl CreateFlags {
             group_add: self.group_add.clone(),
             log_opts: key_values("--log-opt", &self.log_opt)?,
             init: self.init,
+            userns_mode: self.userns.clone().unwrap_or_default(),
         };
         Ok(CreateContainerRequest {
             name: self.name.clone().unwrap_or_default(),
