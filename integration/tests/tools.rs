@@ -1,6 +1,7 @@
 //! berth's container tools end to end through `berthctl` against a real berthd: `top`,
 //! `stats --no-stream`, `port`, `diff`, `cp` both ways (and a tar that tries to leave
-//! the target refused), `commit` with `-a -m -c`, `export` and `import`; volumes,
+//! the target refused), `commit` with `-a -m -c` and `-p=false`, `export` and `import`
+//! (file, `-`, http URL), live `stats`; volumes,
 //! networks (with `network connect|disconnect` on running and created containers, and
 //! across a berthd restart) and the system verbs. Each test has its own berthd,
 //! registry, namespace, bridge, subnet and cgroup parent.
@@ -719,4 +720,112 @@ async fn system_df() {
     ] {
         assert!(v.contains(want), "{want} missing from:\n{v}");
     }
+}
+
+/// Spawns `berthctl -n NS ARGS` with its standard output sent, line by line, to the
+/// returned channel. The caller kills the child (its own, by handle).
+fn follow(w: &World, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut cmd = w.daemon.berthctl().unwrap();
+    cmd.args(["-n", &w.ns])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Serves `body` once over HTTP on 127.0.0.1; the port, and the request head it got.
+fn serve_once(body: Vec<u8>) -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(&body).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    (port, server)
+}
+
+#[tokio::test]
+async fn live_stats_import_from_a_url_and_commit_without_pause() {
+    let w = World::new().await;
+    w.sleeper("busy", &[]);
+
+    // stats without --no-stream: a new sample every second until stopped.
+    let (mut stats, samples) = follow(&w, &["--format", "json", "stats", "busy"]);
+    for i in 0..3 {
+        let line = samples
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("stats sample {i}: {e}"));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["Name"], "busy", "{line}");
+        assert_eq!(v["PIDs"], 1, "{line}");
+    }
+    stats.kill().unwrap();
+    stats.wait().unwrap();
+
+    // commit pauses the container unless -p=false: the task's paused/resumed events.
+    let (mut events, topics) = follow(&w, &["events"]);
+    std::thread::sleep(Duration::from_millis(500));
+    w.ok(&["exec", "busy", "sh", "-c", "echo from-url > /marker"]);
+    w.ok(&["commit", "-p=false", "busy", "unpaused:v1"]);
+    w.ok(&["exec", "busy", "true"]);
+    w.ok(&["commit", "busy", "paused:v1"]);
+    w.ok(&["exec", "busy", "true"]);
+    std::thread::sleep(Duration::from_millis(500));
+    events.kill().unwrap();
+    events.wait().unwrap();
+    let seen: Vec<String> = topics.try_iter().collect();
+    let count = |topic: &str| seen.iter().filter(|l| l.contains(topic)).count();
+    assert_eq!(count("/tasks/exec-started"), 3, "{seen:#?}");
+    assert_eq!(count("/tasks/paused"), 1, "{seen:#?}");
+    assert_eq!(count("/tasks/resumed"), 1, "{seen:#?}");
+    assert_eq!(
+        w.ok(&["run", "--rm", "unpaused:v1", "cat", "/marker"]),
+        "from-url\n"
+    );
+
+    // import from an http URL: berthd fetches it.
+    let tar = w.scratch.path().join("busy.tar");
+    w.ok(&["export", "-o", &tar.display().to_string(), "busy"]);
+    let (port, server) = serve_once(std::fs::read(&tar).unwrap());
+    let url = format!("http://127.0.0.1:{port}/rootfs/busy.tar");
+    let id = w.ok(&["import", &url, "fromurl:v1"]).trim().to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    let head = server.join().unwrap();
+    assert!(head.starts_with("GET /rootfs/busy.tar HTTP/1.1"), "{head}");
+    assert_eq!(
+        w.ok(&["run", "--rm", "fromurl:v1", "cat", "/marker"]),
+        "from-url\n"
+    );
+    // Any other source is a file name, as with docker.
+    let err = w.fails(&["import", "ftp://127.0.0.1/x.tar", "bad:v1"], 125);
+    assert!(err.contains("open ftp://127.0.0.1/x.tar"), "{err}");
+    w.ok(&["rm", "-f", "busy"]);
 }
