@@ -720,6 +720,27 @@ async fn system_df() {
     ] {
         assert!(v.contains(want), "{want} missing from:\n{v}");
     }
+
+    // A committed image shares busybox's layer: SIZE, SHARED SIZE, UNIQUE SIZE per image.
+    w.ok(&["commit", "busy", "dfsnap:v1"]);
+    let v = w.ok(&["system", "df", "-v"]);
+    let sizes = |repo: &str| -> Vec<String> {
+        let line = v
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(repo))
+            .unwrap_or_else(|| panic!("{repo} missing from:\n{v}"));
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f[f.len() - 4..f.len() - 1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let base = sizes(w.busybox.rsplit_once(':').unwrap().0);
+    assert_eq!(base[1], base[0], "busybox's whole size is shared:\n{v}");
+    assert_eq!(base[2], "0B", "{v}");
+    let snap = sizes("dfsnap");
+    assert_eq!(snap[1], base[0], "dfsnap shares busybox's layer:\n{v}");
+    assert!(snap[2].ends_with("kB") || snap[2].ends_with("MB"), "{v}");
 }
 
 /// Spawns `berthctl -n NS ARGS` with its standard output sent, line by line, to the

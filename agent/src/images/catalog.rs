@@ -283,10 +283,13 @@ pub fn containers_using(core: &Core, ns: &str, names: &[String]) -> Result<Vec<S
 }
 
 /// Sizes of one image: its blobs in the store, and its unpacked layers in `snapshotter`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Sizes {
     pub content: i64,
     pub unpacked: i64,
+    /// Each unpacked layer: its chain ID and the bytes of its own snapshot (empty when
+    /// the image is not unpacked). Images that share a layer share its chain ID.
+    pub layers: Vec<(String, i64)>,
 }
 
 impl Sizes {
@@ -319,16 +322,25 @@ pub async fn sizes(core: &Core, ns: &str, image: &PlatformImage, snapshotter: &s
         }
     }
     let mut unpacked = 0i64;
+    let mut layers = Vec::new();
     if let Ok(sn) = core.snapshots.get(ns, snapshotter) {
         for chain in image.chain_ids() {
             match sn.usage(&chain).await {
-                Ok(u) => unpacked += u.size,
+                Ok(u) => {
+                    unpacked += u.size;
+                    layers.push((chain, u.size));
+                }
                 Err(_) => {
                     unpacked = 0;
+                    layers.clear();
                     break;
                 }
             }
         }
     }
-    Sizes { content, unpacked }
+    Sizes {
+        content,
+        unpacked,
+        layers,
+    }
 }

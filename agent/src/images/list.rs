@@ -19,6 +19,8 @@ pub struct Summary {
     pub content_size: i64,
     pub unpacked_size: i64,
     pub size: i64,
+    /// (chain ID, bytes) of each unpacked layer, see [`Sizes::layers`].
+    pub layers: Vec<(String, i64)>,
     pub containers: i64,
     pub labels: BTreeMap<String, String>,
     pub target: Digest,
@@ -196,6 +198,7 @@ pub async fn summary(core: &Core, ns: &str, g: &Group, snapshotter: &str) -> Res
         content_size: sizes.content,
         unpacked_size: sizes.unpacked,
         size: sizes.shown(),
+        layers: sizes.layers,
         containers,
         labels: g
             .image()

@@ -113,27 +113,81 @@ pub struct Df {
     pub images: Usage,
     pub containers: Usage,
     pub volumes: Usage,
-    pub image_list: Vec<crate::images::list::Summary>,
+    pub image_list: Vec<ImageUsage>,
     pub container_list: Vec<crate::berth_containers::Summary>,
     /// (volume, containers using it, bytes).
     pub volume_list: Vec<(String, i64, i64)>,
 }
 
-/// Disk usage of the namespace's images and containers and of every volume. An
-/// image's size is its whole unpacked size: layers shared by several images count
-/// once per image.
-pub async fn df(core: &Arc<Core>, ns: &str, verbose: bool) -> Result<Df> {
-    let mut out = Df::default();
-    let images = crate::images::list::list(core, ns, true, &[]).await?;
+/// One image of `system df -v`: its size, and the part of it in layers other images
+/// use too (docker's SHARED SIZE; UNIQUE SIZE is the rest).
+#[derive(Debug, Clone)]
+pub struct ImageUsage {
+    pub summary: crate::images::list::Summary,
+    pub shared: i64,
+    pub unique: i64,
+}
+
+/// Each image with its shared and unique bytes, and the totals: every layer counted
+/// once, and what removing the images no container uses would free.
+fn image_usage(images: Vec<crate::images::list::Summary>) -> (Usage, Vec<ImageUsage>) {
+    use std::collections::{HashMap, HashSet};
+    let mut users: HashMap<&str, (i64, usize)> = HashMap::new();
     for i in &images {
-        out.images.total += 1;
-        out.images.size += i.size;
-        if i.containers > 0 {
-            out.images.active += 1;
-        } else {
-            out.images.reclaimable += i.size;
+        for (chain, size) in &i.layers {
+            users.entry(chain).or_insert((*size, 0)).1 += 1;
         }
     }
+    let used: HashSet<&str> = images
+        .iter()
+        .filter(|i| i.containers > 0)
+        .flat_map(|i| i.layers.iter().map(|(c, _)| c.as_str()))
+        .collect();
+    let mut usage = Usage::default();
+    for i in &images {
+        usage.total += 1;
+        if i.containers > 0 {
+            usage.active += 1;
+        }
+        // An image not unpacked has no layers: its content size stands alone.
+        if i.layers.is_empty() {
+            usage.size += i.size;
+            if i.containers == 0 {
+                usage.reclaimable += i.size;
+            }
+        }
+    }
+    for (chain, (size, _)) in &users {
+        usage.size += size;
+        if !used.contains(chain) {
+            usage.reclaimable += size;
+        }
+    }
+    let list = images
+        .iter()
+        .map(|i| {
+            let shared: i64 = i
+                .layers
+                .iter()
+                .filter(|(c, _)| users.get(c.as_str()).is_some_and(|u| u.1 > 1))
+                .map(|(_, s)| s)
+                .sum();
+            ImageUsage {
+                summary: i.clone(),
+                shared,
+                unique: i.size - shared,
+            }
+        })
+        .collect();
+    (usage, list)
+}
+
+/// Disk usage of the namespace's images and containers and of every volume. A layer
+/// several images share counts once in the images' total.
+pub async fn df(core: &Arc<Core>, ns: &str, verbose: bool) -> Result<Df> {
+    let mut out = Df::default();
+    let (image_totals, images) = image_usage(crate::images::list::list(core, ns, true, &[]).await?);
+    out.images = image_totals;
     let containers = crate::berth_containers::list(
         core,
         ns,

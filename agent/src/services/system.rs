@@ -84,14 +84,14 @@ impl system_server::System for System {
             images: d
                 .image_list
                 .into_iter()
-                .map(|i| pb::DfImage {
-                    id: i.id.to_string(),
-                    repo_tags: i.repo_tags,
-                    created: Some(berth_api::time::from_unix_nanos(i.created)),
-                    size: i.size,
-                    shared_size: -1,
-                    unique_size: -1,
-                    containers: i.containers,
+                .map(|u| pb::DfImage {
+                    id: u.summary.id.to_string(),
+                    repo_tags: u.summary.repo_tags,
+                    created: Some(berth_api::time::from_unix_nanos(u.summary.created)),
+                    size: u.summary.size,
+                    shared_size: u.shared,
+                    unique_size: u.unique,
+                    containers: u.summary.containers,
                 })
                 .collect(),
             containers: d

@@ -67,6 +67,8 @@ fn df_verbose(d: &berth_api::berth::v1::DfResponse) -> anyhow::Result<()> {
         "IMAGE ID",
         "CREATED",
         "SIZE",
+        "SHARED SIZE",
+        "UNIQUE SIZE",
         "CONTAINERS",
     ]);
     for i in &d.images {
@@ -89,6 +91,8 @@ fn df_verbose(d: &berth_api::berth::v1::DfResponse) -> anyhow::Result<()> {
                 short.clone(),
                 created.clone(),
                 human_size(i.size),
+                human_size(i.shared_size),
+                human_size(i.unique_size),
                 i.containers.to_string(),
             ]);
         }
