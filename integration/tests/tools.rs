@@ -87,6 +87,12 @@ async fn cp_both_ways_and_refuses_escapes() {
     let note = dir.join("note.txt").display().to_string();
     w.ok(&["cp", &note, "box:/tmp"]);
     w.ok(&["cp", &note, "box:/tmp/renamed.txt"]);
+    // A file named like a whiteout is a file: /tmp/note.txt stays.
+    w.ok(&["cp", &note, "box:/tmp/.wh.note.txt"]);
+    assert_eq!(
+        w.ok(&["exec", "box", "cat", "/tmp/.wh.note.txt", "/tmp/note.txt"]),
+        "from the host\nfrom the host\n"
+    );
     w.ok(&["cp", &tree.display().to_string(), "box:/opt"]);
     // Into an existing directory: under the source's name.
     w.ok(&["cp", &tree.display().to_string(), "box:/tmp"]);

@@ -4,7 +4,7 @@
 //! Extraction is layer apply's: every entry is resolved below the destination directory
 //! with `openat2(RESOLVE_BENEATH)`, so `..`, absolute paths and symlinks (in the tar or
 //! in the container) never lead a write outside it; one such entry fails the copy.
-//! (Entries named `.wh.*` are whiteouts to apply, as in a layer.)
+//! Entries named `.wh.*` are ordinary files here, not whiteouts.
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
@@ -187,6 +187,8 @@ pub async fn copy_to<R: AsyncRead + Unpin + Send>(
         let options = ApplyOptions {
             sync: false,
             temp_dir: Some(core.config.root.join("tmp")),
+            // Copied files named `.wh.*` are files, as docker copies them.
+            whiteouts: false,
             ..ApplyOptions::default()
         };
         let applied = apply::apply(&target, &ApplyMode::Directory, reader, &options).await;

@@ -271,6 +271,7 @@ impl Unpacker {
             compression: Some(Compression::None),
             sync: false,
             temp_dir: Some(self.tmp.clone()),
+            whiteouts: true,
         };
         let started = std::time::Instant::now();
         let got = apply::apply_to_mounts(mounts, reader, &options).await?;

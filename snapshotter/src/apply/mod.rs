@@ -82,6 +82,9 @@ pub struct ApplyOptions {
     /// Where [`apply_to_mounts`] creates a temporary mount point when it needs one (the
     /// system temp dir when `None`).
     pub temp_dir: Option<PathBuf>,
+    /// Entries named `.wh.*` are whiteouts (a layer). Off, they are ordinary entries,
+    /// for tars that are plain files (`cp` into a container). On by default.
+    pub whiteouts: bool,
 }
 
 impl Default for ApplyOptions {
@@ -91,6 +94,7 @@ impl Default for ApplyOptions {
             compression: None,
             sync: true,
             temp_dir: None,
+            whiteouts: true,
         }
     }
 }
@@ -138,6 +142,7 @@ pub async fn apply<R: AsyncRead + Unpin + Send>(
         dirs: Vec::new(),
         buf: vec![0; entry::COPY_BUFFER],
         limit: options.max_uncompressed_bytes,
+        whiteouts: options.whiteouts,
     };
     {
         let mut entries = archive.entries().map_err(|e| read_error(e, ""))?;
@@ -206,6 +211,7 @@ struct Unpacker {
     dirs: Vec<(Components, TimeSpec)>,
     buf: Vec<u8>,
     limit: Option<u64>,
+    whiteouts: bool,
 }
 
 impl Unpacker {
@@ -247,7 +253,9 @@ impl Unpacker {
             return Ok(());
         };
         let name_bytes = name.as_bytes();
-        if let Some(target) = name_bytes.strip_prefix(whiteout::PREFIX) {
+        if self.whiteouts
+            && let Some(target) = name_bytes.strip_prefix(whiteout::PREFIX)
+        {
             if name_bytes == whiteout::OPAQUE {
                 return self.opaque(parent, &shown);
             }

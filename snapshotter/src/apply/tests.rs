@@ -386,6 +386,28 @@ async fn whiteouts_in_directory_mode() {
 }
 
 #[tokio::test]
+async fn whiteouts_off_are_plain_files() {
+    let f = fixture();
+    run_plain(&f.root, &TarBuf::default().file("c", b"1").finish())
+        .await
+        .unwrap();
+    let files = TarBuf::default()
+        .file(".wh.c", b"kept")
+        .file(".wh..wh..opq", b"")
+        .finish();
+    let options = ApplyOptions {
+        whiteouts: false,
+        ..ApplyOptions::default()
+    };
+    run(&f.root, &files, &ApplyMode::Directory, &options)
+        .await
+        .unwrap();
+    assert_eq!(fs::read(f.root.join("c")).unwrap(), b"1");
+    assert_eq!(fs::read(f.root.join(".wh.c")).unwrap(), b"kept");
+    assert!(f.root.join(".wh..wh..opq").is_file());
+}
+
+#[tokio::test]
 async fn whiteouts_in_overlay_mode() {
     let f = fixture();
     let lower = f.root.parent().unwrap().join("lower");
