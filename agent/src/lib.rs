@@ -24,6 +24,7 @@ pub mod network;
 pub mod objects;
 pub mod observability;
 pub mod plugins;
+pub mod prune;
 pub mod services;
 pub mod snapshots;
 pub mod tasks;

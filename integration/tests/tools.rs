@@ -433,6 +433,13 @@ async fn networks_create_ls_inspect_rm_prune() {
     // prune spares networks in use and predefined ones.
     let bridge_opt2 = format!("com.docker.network.bridge.name={}", second.bridge);
     w.ok(&["network", "create", "-o", &bridge_opt2, "spare"]);
+    // Filters: only what was created before `until` and matches the labels goes.
+    let pruned = w.ok(&["network", "prune", "-f", "--filter", "label=tier"]);
+    assert!(!pruned.contains("spare"), "{pruned}");
+    let pruned = w.ok(&["network", "prune", "-f", "--filter", "until=1h"]);
+    assert!(!pruned.contains("spare"), "{pruned}");
+    let err = w.fails(&["network", "prune", "-f", "--filter", "driver=bridge"], 1);
+    assert!(err.contains("driver"), "{err}");
     let pruned = w.ok(&["network", "prune", "-f"]);
     assert!(
         pruned.contains("spare") && !pruned.contains("backend"),

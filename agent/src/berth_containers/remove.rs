@@ -10,7 +10,7 @@ use super::model::Status;
 use super::{mounts, network};
 use crate::core::Core;
 use crate::error::{Error, Result};
-use crate::images::list::{Filters, labels_match};
+use crate::prune::PruneFilter;
 
 /// Removes the container `input` names.
 pub async fn remove(
@@ -121,42 +121,17 @@ pub(super) async fn remove_by_id(
     Ok(())
 }
 
-/// `until=`: an RFC 3339 time, Unix seconds, or a duration before now (`24h`).
-pub(super) fn parse_until(v: &str) -> Result<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        return t
-            .timestamp_nanos_opt()
-            .ok_or_else(|| Error::InvalidArgument(format!("until={v} is out of range")));
-    }
-    if let Ok(secs) = v.parse::<f64>() {
-        return Ok((secs * 1e9) as i64);
-    }
-    let d = humantime::parse_duration(v).map_err(|e| {
-        Error::InvalidArgument(format!(
-            "invalid filter 'until={v}': expected a time, Unix seconds or a duration like 24h ({e})"
-        ))
-    })?;
-    Ok(super::now() - d.as_nanos() as i64)
-}
-
 /// Removes every stopped container that passes the filters; returns their IDs and the
 /// bytes their writable layers took.
 pub async fn prune(core: &Arc<Core>, ns: &str, filters: &[String]) -> Result<(Vec<String>, u64)> {
-    let f = Filters::parse(filters, &["until", "label", "label!"])?;
-    let until = f
-        .get("until")
-        .iter()
-        .map(|v| parse_until(v))
-        .collect::<Result<Vec<_>>>()?;
+    let passes = PruneFilter::parse(filters)?;
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     for rec in core.berth.store.list(ns)? {
         if !matches!(
             rec.state.status,
             Status::Created | Status::Exited | Status::Dead
-        ) || until.iter().any(|u| rec.created >= *u)
-            || !labels_match(&rec.config.labels, f.get("label"), false)
-            || !labels_match(&rec.config.labels, f.get("label!"), true)
+        ) || !passes.passes(&rec.config.labels, rec.created)
         {
             continue;
         }

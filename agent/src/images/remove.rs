@@ -11,7 +11,8 @@ use crate::content::Digest;
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::images::catalog::{self, Group, short_id};
-use crate::images::list::{Filters, labels_match};
+use crate::images::list::Filters;
+use crate::prune::PruneFilter;
 use crate::snapshots;
 
 /// One line of rmi's answer.
@@ -123,11 +124,7 @@ pub async fn prune(core: &Core, ns: &str, all: bool, filters: &[String]) -> Resu
         Some(d) => !d,
         None => all,
     };
-    let until: Vec<i64> = f
-        .get("until")
-        .iter()
-        .map(|v| parse_until(v))
-        .collect::<Result<_>>()?;
+    let passes = PruneFilter::from_filters(&f)?;
     let groups = catalog::groups(core, ns).await?;
     let mut candidates = Vec::new();
     for g in groups {
@@ -137,18 +134,12 @@ pub async fn prune(core: &Core, ns: &str, all: bool, filters: &[String]) -> Resu
         if !catalog::containers_using(core, ns, &g.names())?.is_empty() {
             continue;
         }
-        let created = g.created();
-        if until.iter().any(|t| created >= *t) {
-            continue;
-        }
         let labels = g
             .image()
             .and_then(|i| i.config.config.as_ref())
             .and_then(|c| c.labels.clone())
             .unwrap_or_default();
-        if !labels_match(&labels, f.get("label"), false)
-            || !labels_match(&labels, f.get("label!"), true)
-        {
+        if !passes.passes(&labels, g.created()) {
             continue;
         }
         candidates.push(g);
@@ -197,41 +188,4 @@ pub async fn prune(core: &Core, ns: &str, all: bool, filters: &[String]) -> Resu
         }
     }
     Ok(Pruned { removed, reclaimed })
-}
-
-/// `until=`: an RFC 3339 time, Unix seconds, or a duration before now (`24h`).
-fn parse_until(v: &str) -> Result<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        return t
-            .timestamp_nanos_opt()
-            .ok_or_else(|| Error::InvalidArgument(format!("until={v} is out of range")));
-    }
-    if let Ok(secs) = v.parse::<f64>() {
-        return Ok((secs * 1e9) as i64);
-    }
-    let d = humantime::parse_duration(v).map_err(|e| {
-        Error::InvalidArgument(format!(
-            "invalid filter 'until={v}': expected a time, Unix seconds or a duration like 24h ({e})"
-        ))
-    })?;
-    let now = berth_api::time::to_unix_nanos(std::time::SystemTime::now());
-    Ok(now - d.as_nanos() as i64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_until;
-
-    #[test]
-    fn until_values() {
-        assert_eq!(
-            parse_until("2024-01-02T00:00:00Z").unwrap(),
-            1_704_153_600_000_000_000
-        );
-        assert_eq!(parse_until("10").unwrap(), 10_000_000_000);
-        let now = berth_api::time::to_unix_nanos(std::time::SystemTime::now());
-        let t = parse_until("1h").unwrap();
-        assert!((now - t - 3_600_000_000_000).abs() < 5_000_000_000);
-        assert!(parse_until("soon").is_err());
-    }
 }

@@ -279,13 +279,14 @@ impl Networks {
         Ok(())
     }
 
-    /// Removes every user-defined network without endpoints; returns their names.
-    pub async fn prune(&self) -> Result<Vec<String>> {
+    /// Removes every user-defined network without endpoints that `passes` (docker's
+    /// prune filters); returns their names.
+    pub async fn prune(&self, passes: impl Fn(&Network) -> bool) -> Result<Vec<String>> {
         let _rt = self.runtime.lock().await;
         let (all, endpoints) = self.md.read(|tx| Ok((tx.networks()?, tx.endpoints()?)))?;
         let mut removed = Vec::new();
         for net in all {
-            if net.predefined || endpoints.iter().any(|e| e.network_id == net.id) {
+            if net.predefined || endpoints.iter().any(|e| e.network_id == net.id) || !passes(&net) {
                 continue;
             }
             self.remove_locked(&net).await?;

@@ -34,10 +34,12 @@ pub async fn prune(
     let (containers, bytes) = crate::berth_containers::prune(core, ns, filters).await?;
     out.containers = containers;
     out.reclaimed += bytes;
-    // Networks take no filters yet; refuse rather than prune more than asked.
-    if filters.is_empty() {
-        out.networks = core.networks.prune().await.map_err(Error::from)?;
-    }
+    let filter = crate::prune::PruneFilter::parse(filters)?;
+    out.networks = core
+        .networks
+        .prune(|n| filter.passes(&n.labels, n.created_at))
+        .await
+        .map_err(Error::from)?;
     let images = remove::prune(core, ns, all, filters).await?;
     out.images = images.removed;
     out.reclaimed += images.reclaimed;

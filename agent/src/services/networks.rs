@@ -210,13 +210,13 @@ impl networks_server::Networks for Networks {
         &self,
         req: Request<pb::PruneNetworksRequest>,
     ) -> std::result::Result<Response<pb::PruneNetworksResponse>, Status> {
-        if let Some(f) = req.get_ref().filters.first() {
-            return Err(Error::Unimplemented(format!(
-                "network prune filter {f:?}: filters are not implemented yet"
-            ))
-            .into());
-        }
-        let deleted = self.core.networks.prune().await.map_err(Error::from)?;
+        let filter = crate::prune::PruneFilter::parse(&req.get_ref().filters)?;
+        let deleted = self
+            .core
+            .networks
+            .prune(|n| filter.passes(&n.labels, n.created_at))
+            .await
+            .map_err(Error::from)?;
         for name in &deleted {
             self.core.journal.emit(
                 "",

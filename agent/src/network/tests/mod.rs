@@ -19,7 +19,7 @@ fn futures_are_send(n: &crate::network::Networks, p: &std::path::Path) {
     send(n.disconnect("ns", "c", "net"));
     send(n.create(&Default::default()));
     send(n.remove("net"));
-    send(n.prune());
+    send(n.prune(|_| true));
     send(n.reconcile(&[]));
     send(n.shutdown());
 }

@@ -182,12 +182,15 @@ async fn user_networks_create_list_inspect_remove_prune() {
 
     fx.nets().remove("front").await.unwrap();
     assert!(!link_exists(&br1));
-    let pruned = fx.nets().prune().await.unwrap();
+    let pruned = fx.nets().prune(|_| true).await.unwrap();
     assert_eq!(pruned, vec!["auto2".to_string()]);
     assert!(!link_exists(&n3.bridge));
     assert!(link_exists(&n2.bridge));
     fx.nets().detach("default", "u1").await.unwrap();
-    assert_eq!(fx.nets().prune().await.unwrap(), vec!["auto1".to_string()]);
+    assert_eq!(
+        fx.nets().prune(|_| true).await.unwrap(),
+        vec!["auto1".to_string()]
+    );
     assert!(!link_exists(&n2.bridge));
     assert!(Fixture::table(&n2.bridge).is_none());
     let names: Vec<String> = fx
