@@ -305,6 +305,11 @@ async fn a_dead_shim_is_noticed_and_cleaned_up() {
     assert!(out.status.success(), "{out:?}");
     ctr.ok_async(["containers", "rm", "doomed"]).await;
     assert!(procs::mounts_under(&s.daemon.state().join("tasks")).is_empty());
+    // The delete waited for the dead shim's cleanup: the container's cgroup is gone.
+    let cgroup = std::path::Path::new("/sys/fs/cgroup/pids")
+        .join(ctr.namespace())
+        .join("doomed");
+    assert!(!cgroup.exists(), "{} is left", cgroup.display());
 }
 
 #[tokio::test]

@@ -45,6 +45,9 @@ pub struct Task {
     deleted: AtomicBool,
     /// Set when the shim died without the task being deleted.
     dead: Mutex<Option<Exit>>,
+    /// Held while what a dead shim left is cleaned up (taken before `dead` is set), so
+    /// a Delete that sees the task dead waits for the cleanup before the bundle goes.
+    cleanup: tokio::sync::Mutex<()>,
 }
 
 impl Task {
@@ -215,6 +218,7 @@ impl Tasks {
             init_pid: AtomicU32::new(0),
             deleted: AtomicBool::new(false),
             dead: Mutex::new(None),
+            cleanup: tokio::sync::Mutex::new(()),
         });
         self.register(task.clone())?;
         match self
@@ -590,7 +594,9 @@ impl Tasks {
         let task = self.get(ns, id)?;
         let exit = match task.dead() {
             Some(exit) => {
-                // The shim's leftovers were cleaned when it was found dead.
+                // The shim's leftovers were cleaned when it was found dead; wait for
+                // that cleanup to end, as it reads the bundle.
+                drop(task.cleanup.lock().await);
                 self.events.publish(
                     ns,
                     "/tasks/delete",
@@ -621,6 +627,7 @@ impl Tasks {
     /// Records that a task's shim is gone: status 255, an exit event, cleanup of what
     /// the shim left (processes, rootfs mount, cgroup). Returns the recorded exit.
     async fn shim_died(&self, task: &Arc<Task>) -> Exit {
+        let _cleaning = task.cleanup.lock().await;
         let exit = {
             let mut dead = task.dead.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(exit) = *dead {
@@ -667,6 +674,7 @@ impl Tasks {
                 init_pid: AtomicU32::new(0),
                 deleted: AtomicBool::new(false),
                 dead: Mutex::new(None),
+                cleanup: tokio::sync::Mutex::new(()),
             });
             if self.register(task.clone()).is_err() {
                 continue;
