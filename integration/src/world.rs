@@ -2,7 +2,7 @@
 //! subnet, cgroup parent, log dir), a registry holding busybox, a namespace; `berthctl`
 //! helpers; and on drop, the daemon stopped and every process left in its cgroup killed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -13,21 +13,23 @@ use crate::{Daemon, DaemonOptions, Registry, TestNames, fixtures};
 
 static SUBNETS: AtomicU32 = AtomicU32::new(0);
 
-/// A /23 unlikely to be used by another test on this machine.
+/// A /23 unlikely to be used by another test on this machine: the default bridge gets
+/// the first /24, user networks the second.
 fn subnet() -> (String, String) {
     let n = SUBNETS.fetch_add(1, Ordering::Relaxed);
     let seed = std::process::id()
         .wrapping_mul(2_246_822_519)
         .wrapping_add(n * 7907);
-    let a = 120 + (seed % 30);
-    let b = ((seed / 30) % 127) * 2;
+    let a = 120 + (seed % 80);
+    let b = ((seed / 80) % 127) * 2;
     (format!("10.{a}.{b}.0/24"), format!("10.{a}.{}.0/24", b + 1))
 }
 
-/// One test's world; the daemon goes before the names are cleaned.
+/// One test's world. Field order is drop order: the daemon (and everything under its
+/// directory) goes before the names (cgroup parent, bridge) are cleaned.
 pub struct World {
     pub daemon: Daemon,
-    _registry: Registry,
+    registry: Registry,
     pub names: TestNames,
     pub ns: String,
     pub busybox: String,
@@ -37,10 +39,19 @@ pub struct World {
 impl World {
     /// A berthd of its own with a registry holding busybox, pulled into its namespace.
     pub async fn new() -> World {
+        World::with("", &[]).await
+    }
+
+    /// [`World::new`] with extra `[containers]` settings for berthd and more images in
+    /// the registry (`(image, "name:tag")`, see [`World::reference`]; not pulled).
+    pub async fn with(containers: &str, images: &[(&fixtures::Image, &str)]) -> World {
         let names = TestNames::new();
         let (default_subnet, pool) = subnet();
         let registry = Registry::start().unwrap();
         registry.push(fixtures::busybox(), "busybox:v1").unwrap();
+        for (image, name) in images {
+            registry.push(*image, name).unwrap();
+        }
         let config = format!(
             r#"
 [network]
@@ -52,6 +63,7 @@ default_address_pools = [{{ base = "{pool}", size = 26 }}]
 log_dir = "@DIR@/logs"
 cgroup_parent = "{cgroup}"
 stop_timeout = 5
+{containers}
 "#,
             bridge = names.bridge,
             cgroup = names.cgroup_parent,
@@ -66,13 +78,18 @@ stop_timeout = 5
         let w = World {
             busybox: registry.reference("busybox:v1"),
             daemon,
-            _registry: registry,
+            registry,
             names,
             ns,
             scratch: tempfile::tempdir().unwrap(),
         };
         w.ok(&["pull", "-q", &w.busybox]);
         w
+    }
+
+    /// The reference of `name` ("repo:tag") in this world's registry.
+    pub fn reference(&self, name: &str) -> String {
+        self.registry.reference(name)
     }
 
     /// `berthctl -n <ns> ARGS`.
@@ -107,10 +124,45 @@ stop_timeout = 5
         args.extend_from_slice(&[&self.busybox, "sleep", "1000"]);
         let id = self.ok(&args).trim().to_string();
         eventually(&format!("{name} to run"), || {
-            let v: Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
-            v[0]["State"]["Running"] == true
+            self.inspect(name)["State"]["Running"] == true
         });
         id
+    }
+
+    /// `inspect NAME`: the container's document.
+    pub fn inspect(&self, name: &str) -> Value {
+        let v: Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v[0].clone()
+    }
+
+    /// The container's `State.Status`.
+    pub fn status(&self, name: &str) -> String {
+        self.inspect(name)["State"]["Status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits until the container's status is `want`.
+    pub fn wait_status(&self, name: &str, want: &str) {
+        eventually(&format!("{name} to be {want}"), || {
+            self.status(name) == want
+        });
+    }
+
+    /// `ctr containers ls -q` in this world's namespace.
+    pub fn ctr_containers(&self) -> String {
+        self.daemon.ctr(&self.ns).ok(["containers", "ls", "-q"])
+    }
+
+    /// A control file of container `id`'s v1 cgroup under `controller`.
+    pub fn cgroup_file(&self, controller: &str, id: &str, file: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(&self.names.cgroup_parent)
+            .join(&self.ns)
+            .join(id)
+            .join(file)
     }
 }
 
@@ -157,6 +209,8 @@ pub fn kill_cgroup_processes(parent: &str) {
 
 impl Drop for World {
     fn drop(&mut self) {
+        // Container processes outlive berthd and their shims: end the ones this test
+        // started (they are in its own cgroup parent) before the daemon's cleanup.
         let _ = self.daemon.stop();
         kill_cgroup_processes(&self.names.cgroup_parent);
     }

@@ -7,43 +7,32 @@
 //! `--sysctl`) and `userns_remap`. Each test has its own berthd, namespace, bridge,
 //! subnet and cgroup parent, and `ctr containers ls` sees the containers.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_integration::fixtures::{self, Entry, ImageBuilder};
 use berth_integration::procs::Output;
-use berth_integration::world::{eventually, kill_cgroup_processes, tail};
-use berth_integration::{Daemon, DaemonOptions, Registry, TestNames};
+use berth_integration::world::{eventually, tail};
 use serde_json::{Value, json};
 
-static SUBNETS: AtomicU32 = AtomicU32::new(0);
-
-/// A /23 unlikely to be used by another test on this machine: the default bridge gets
-/// the first /24, user networks the second.
-fn subnet() -> (String, String) {
-    let n = SUBNETS.fetch_add(1, Ordering::Relaxed);
-    let seed = std::process::id()
-        .wrapping_mul(2_654_435_761)
-        .wrapping_add(n * 7919);
-    let a = 160 + (seed % 40);
-    let b = ((seed / 40) % 127) * 2;
-    (format!("10.{a}.{b}.0/24"), format!("10.{a}.{}.0/24", b + 1))
+/// The shared world plus `app`: an image with Env, WorkingDir, User, Entrypoint,
+/// Volumes, ExposedPorts and StopSignal set, and content under /data.
+struct World {
+    world: berth_integration::world::World,
+    app: String,
 }
 
-/// One test's world. Field order is drop order: the daemon (and everything under its
-/// directory) goes before the names (cgroup parent, bridge) are cleaned.
-struct World {
-    daemon: Daemon,
-    _registry: Registry,
-    names: TestNames,
-    ns: String,
-    /// busybox (sh as Cmd).
-    busybox: String,
-    /// An image with Env, WorkingDir, User, Entrypoint, Volumes, ExposedPorts and
-    /// StopSignal set, and content under /data.
-    app: String,
-    scratch: tempfile::TempDir,
+impl std::ops::Deref for World {
+    type Target = berth_integration::world::World;
+    fn deref(&self) -> &Self::Target {
+        &self.world
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.world
+    }
 }
 
 fn app_image() -> fixtures::Image {
@@ -82,101 +71,10 @@ impl World {
 
     /// A world whose berthd has these extra `[containers]` settings.
     async fn with(containers: &str) -> World {
-        let names = TestNames::new();
-        let (default_subnet, pool) = subnet();
-        let registry = Registry::start().unwrap();
-        registry.push(fixtures::busybox(), "busybox:v1").unwrap();
-        registry.push(&app_image(), "app:v1").unwrap();
-        let config = format!(
-            r#"
-[network]
-bridge = "{bridge}"
-subnet = "{default_subnet}"
-ip_forward = false
-default_address_pools = [{{ base = "{pool}", size = 26 }}]
-[containers]
-log_dir = "@DIR@/logs"
-cgroup_parent = "{cgroup}"
-stop_timeout = 5
-{containers}
-"#,
-            bridge = names.bridge,
-            cgroup = names.cgroup_parent,
-        );
-        let daemon = Daemon::start_with(DaemonOptions {
-            config: Some(config),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let ns = daemon.namespace();
-        let w = World {
-            busybox: registry.reference("busybox:v1"),
-            app: registry.reference("app:v1"),
-            daemon,
-            _registry: registry,
-            names,
-            ns,
-            scratch: tempfile::tempdir().unwrap(),
-        };
-        w.ok(&["pull", "-q", &w.busybox]);
-        w
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        let mut all = vec!["-n", self.ns.as_str()];
-        all.extend_from_slice(args);
-        self.daemon.run_berthctl(all).unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        assert!(
-            out.success(),
-            "berthctl {args:?} failed: {out:?}\n--- daemon log ---\n{}",
-            tail(&self.daemon.log())
-        );
-        out.stdout
-    }
-
-    fn inspect(&self, name: &str) -> Value {
-        let v: Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
-        v[0].clone()
-    }
-
-    fn status(&self, name: &str) -> String {
-        self.inspect(name)["State"]["Status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn wait_status(&self, name: &str, want: &str) {
-        eventually(&format!("{name} to be {want}"), || {
-            self.status(name) == want
-        });
-    }
-
-    fn ctr_containers(&self) -> String {
-        self.daemon.ctr(&self.ns).ok(["containers", "ls", "-q"])
-    }
-
-    fn cgroup_file(&self, controller: &str, id: &str, file: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(&self.names.cgroup_parent)
-            .join(&self.ns)
-            .join(id)
-            .join(file)
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        // Container processes outlive berthd and their shims: end the ones this test
-        // started (they are in its own cgroup parent) before the daemon's cleanup.
-        let _ = self.daemon.stop();
-        kill_cgroup_processes(&self.names.cgroup_parent);
+        let world =
+            berth_integration::world::World::with(containers, &[(&app_image(), "app:v1")]).await;
+        let app = world.reference("app:v1");
+        World { world, app }
     }
 }
 
