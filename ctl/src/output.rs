@@ -174,6 +174,52 @@ pub fn daemon_error(s: &tonic::Status) -> String {
     format!("Error response from daemon: {}", status_text(s))
 }
 
+/// Writes the chunks `next` yields to `path` (or standard output when `None`). A file
+/// is written next to its target and renamed at the end, so a failed transfer leaves
+/// no file; `buffer` is the write buffer's size.
+pub async fn write_chunks(
+    path: Option<&std::path::Path>,
+    buffer: usize,
+    mut next: impl AsyncFnMut() -> anyhow::Result<Option<Vec<u8>>>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let (mut out, tmp): (Box<dyn Write>, Option<std::path::PathBuf>) = match path {
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let tmp = dir.unwrap_or(std::path::Path::new(".")).join(format!(
+                ".{}.{}.tmp",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+                std::process::id()
+            ));
+            let f = std::fs::File::create(&tmp)
+                .map_err(|e| anyhow::anyhow!("create {}: {e}", tmp.display()))?;
+            (
+                Box::new(std::io::BufWriter::with_capacity(buffer, f)),
+                Some(tmp),
+            )
+        }
+        None => (Box::new(std::io::stdout().lock()), None),
+    };
+    let result: anyhow::Result<()> = async {
+        while let Some(data) = next().await? {
+            out.write_all(&data)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+    .await;
+    drop(out);
+    match (result, tmp, path) {
+        (Ok(()), Some(tmp), Some(path)) => std::fs::rename(&tmp, path)
+            .map_err(|e| anyhow::anyhow!("rename {} to {}: {e}", tmp.display(), path.display())),
+        (Err(e), Some(tmp), _) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+        (r, _, _) => r,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

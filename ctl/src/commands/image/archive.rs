@@ -1,6 +1,6 @@
 //! `berthctl save` and `load`: image archives streamed to and from berthd.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use berth_api::berth::v1::{ArchiveFormat, LoadImagesChunk, SaveImagesRequest};
 use tokio::io::AsyncReadExt;
@@ -58,48 +58,10 @@ pub async fn save(g: &GlobalOptions, a: SaveArgs) -> anyhow::Result<i32> {
         })
         .await?
         .into_inner();
-    let (mut out, tmp): (
-        Box<dyn Write>,
-        Option<(std::path::PathBuf, std::path::PathBuf)>,
-    ) = match &a.output {
-        Some(path) => {
-            // Write next to the target and rename, so a failed save leaves no file.
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-            let tmp = dir.unwrap_or(std::path::Path::new(".")).join(format!(
-                ".{}.{}.tmp",
-                path.file_name().and_then(|n| n.to_str()).unwrap_or("save"),
-                std::process::id()
-            ));
-            let f = std::fs::File::create(&tmp)
-                .map_err(|e| anyhow::anyhow!("create {}: {e}", tmp.display()))?;
-            (
-                Box::new(std::io::BufWriter::with_capacity(CHUNK, f)),
-                Some((tmp, path.clone())),
-            )
-        }
-        None => (Box::new(std::io::stdout().lock()), None),
-    };
-    let result: anyhow::Result<()> = async {
-        while let Some(chunk) = stream.message().await? {
-            out.write_all(&chunk.data)?;
-        }
-        out.flush()?;
-        Ok(())
-    }
-    .await;
-    drop(out);
-    match (result, tmp) {
-        (Ok(()), Some((tmp, path))) => {
-            std::fs::rename(&tmp, &path).map_err(|e| {
-                anyhow::anyhow!("rename {} to {}: {e}", tmp.display(), path.display())
-            })?;
-        }
-        (Err(e), Some((tmp, _))) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        (r, None) => r?,
-    }
+    crate::output::write_chunks(a.output.as_deref(), CHUNK, async || {
+        Ok(stream.message().await?.map(|chunk| chunk.data))
+    })
+    .await?;
     Ok(0)
 }
 

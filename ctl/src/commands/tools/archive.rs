@@ -1,7 +1,7 @@
 //! `export` (a container's file system as a tar, to a file or stdout) and `import` (a
 //! new single-layer image from such a tar: a file, an http(s) URL, or `-` for stdin).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use berth_api::berth::v1::{ExportRequest, ImportInput, ImportOptions, import_input};
@@ -46,39 +46,10 @@ pub async fn export(g: &GlobalOptions, a: ExportArgs) -> anyhow::Result<i32> {
         .export(ExportRequest { id: a.container })
         .await?
         .into_inner();
-    let (mut out, tmp): (Box<dyn Write>, Option<(PathBuf, PathBuf)>) = match &a.output {
-        Some(path) => {
-            // Written next to the target and renamed, so a failed export leaves no file.
-            let mut tmp = path.clone().into_os_string();
-            tmp.push(format!(".{}.tmp", std::process::id()));
-            let tmp = PathBuf::from(tmp);
-            let f = std::fs::File::create(&tmp)
-                .map_err(|e| anyhow::anyhow!("create {}: {e}", tmp.display()))?;
-            (
-                Box::new(std::io::BufWriter::with_capacity(CHUNK, f)),
-                Some((tmp, path.clone())),
-            )
-        }
-        None => (Box::new(std::io::stdout().lock()), None),
-    };
-    let result: anyhow::Result<()> = async {
-        while let Some(c) = stream.message().await? {
-            out.write_all(&c.data)?;
-        }
-        out.flush()?;
-        Ok(())
-    }
-    .await;
-    drop(out);
-    match (result, tmp) {
-        (Ok(()), Some((tmp, path))) => std::fs::rename(&tmp, &path)
-            .map_err(|e| anyhow::anyhow!("rename {} to {}: {e}", tmp.display(), path.display()))?,
-        (Err(e), Some((tmp, _))) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        (r, None) => r?,
-    }
+    crate::output::write_chunks(a.output.as_deref(), CHUNK, async || {
+        Ok(stream.message().await?.map(|c| c.data))
+    })
+    .await?;
     Ok(0)
 }
 
