@@ -125,6 +125,8 @@ impl Slot {
 pub struct BerthContainers {
     pub store: Store,
     pub config: ContainersConfig,
+    /// `userns_remap` resolved once (it may read /etc/subuid and /etc/subgid).
+    userns: Option<(IdRange, IdRange)>,
     /// `<state>/containers`: pinned network namespaces and scratch mount points.
     state_dir: PathBuf,
     slots: Mutex<HashMap<(String, String), Arc<Slot>>>,
@@ -138,6 +140,7 @@ impl BerthContainers {
     ) -> Result<Self> {
         Ok(BerthContainers {
             store: Store::open(md)?,
+            userns: config.userns_ranges().ok().flatten(),
             config,
             state_dir: state.join("containers"),
             slots: Mutex::default(),
@@ -196,7 +199,7 @@ impl BerthContainers {
     /// The uid and gid ranges every container's user namespace maps (`userns_remap`,
     /// checked when the configuration was loaded).
     pub fn userns(&self) -> Option<(IdRange, IdRange)> {
-        self.config.userns_ranges().ok().flatten()
+        self.userns
     }
 
     /// The ranges of [`Berth::userns`] unless the container opted out (`--userns=host`).
